@@ -1,0 +1,39 @@
+// The one schema block of the smoothcert operator library, and the empty
+// Python module `smoothcert._C` whose import runs the static registrations
+// below and in the backend files (no pybind11, so the module is abi3).
+#include <Python.h>
+#include <torch/library.h>
+
+extern "C" {
+PyObject* PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module_def);
+}
+}
+
+TORCH_LIBRARY(smoothcert, m) {
+  // Noisy copies of each input, written straight into the classifier's batch.
+  //   x       [B, *S] float32 clean inputs (raw input space, e.g. [0, 1] pixels)
+  //   ids     [B] int64   input indices that key the noise (< 2^32)
+  //   sigma   [1|B, 1|D]  float32 noise scale, D = prod(S) (per input and/or element)
+  //   samples, sample_start: rows j in [0, samples) are samples sample_start + j
+  //   seed, stream: Philox key and the counter word separating draws
+  //                 (selection, estimation, training, ...)
+  //   kind    0 gaussian N(0, sigma^2), 1 uniform with RMS sigma
+  //   antithetic: samples 2p and 2p+1 are x + eps_p and x - eps_p
+  //   clamp_min/max: optional clamp of every output value
+  //   out_dtype: float32 (default), float16, bfloat16 or float64
+  //   channels_last: output in NHWC memory order (4-D x only)
+  // Returns [B * samples, *S]; row b * samples + j is sample j of input b.
+  m.def(
+      "sample_noise(Tensor x, Tensor ids, Tensor sigma, int samples, int sample_start, "
+      "int seed, int stream, int kind, bool antithetic, float? clamp_min, float? clamp_max, "
+      "ScalarType? out_dtype, bool channels_last) -> Tensor");
+  // Adds each row's argmax (first maximum wins, like torch.argmax; a NaN
+  // counts as the maximum, as in torch.argmax) to its input's class counts.
+  //   logits [B * samples, K] floating point
+  //   counts [B, K] int64, accumulated in place (no host synchronisation)
+  m.def("count_votes_(Tensor logits, int samples, Tensor(a!) counts) -> ()");
+  // -1 for a CPU-only build, else the CUDA version the extension was built with.
+  m.def("cuda_version() -> int");
+}

@@ -1,0 +1,21 @@
+// Validation and parameter packing for sample_noise, shared by the CPU and
+// CUDA bindings so that both backends reject exactly the same inputs.
+#pragma once
+#include <ATen/core/Tensor.h>
+#include <c10/util/Optional.h>
+
+#include "common/sample_noise_params.h"
+
+namespace smoothcert {
+
+// Checks the arguments, returns the packed parameters (pointers into `x_c`,
+// `ids_c`, `sigma_c`, which the caller keeps alive) and allocates `out`.
+SampleNoiseParams prepare_sample_noise(
+    const at::Tensor& x, const at::Tensor& ids, const at::Tensor& sigma,
+    int64_t samples, int64_t sample_start, int64_t seed, int64_t stream,
+    int64_t kind, bool antithetic, std::optional<double> clamp_min,
+    std::optional<double> clamp_max, std::optional<at::ScalarType> out_dtype,
+    bool channels_last, at::Tensor& x_c, at::Tensor& ids_c, at::Tensor& sigma_c,
+    at::Tensor& out);
+
+}  // namespace smoothcert

@@ -1,0 +1,12 @@
+"""smoothcert: fast, sound randomized-smoothing certification for PyTorch."""
+import torch  # noqa: F401  (loads libtorch before the extension)
+
+from . import _C  # noqa: F401  (registers the operators)
+from . import _fake  # noqa: F401
+from .ops import count_votes_, sample_noise
+from .smooth import CertifyResult, PredictResult, Smooth
+from .models import NormalizeLayer
+
+__version__ = "0.1.0"
+__all__ = ["Smooth", "CertifyResult", "PredictResult", "NormalizeLayer", "sample_noise",
+           "count_votes_", "__version__"]

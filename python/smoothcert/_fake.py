@@ -1,0 +1,24 @@
+"""Fake (meta) implementations so torch.compile and FakeTensor tracing can run
+through the smoothcert ops. Output shapes depend only on input shapes and int
+arguments (no data-dependent sizes)."""
+import torch
+
+
+@torch.library.register_fake("smoothcert::sample_noise")
+def _sample_noise_fake(x, ids, sigma, samples, sample_start, seed, stream, kind, antithetic,
+                       clamp_min, clamp_max, out_dtype, channels_last):
+    torch._check(x.dim() >= 1, lambda: "sample_noise: x must have a batch dimension")
+    torch._check(x.dtype == torch.float32, lambda: f"sample_noise: x must be float32, got {x.dtype}")
+    torch._check(ids.dim() == 1 and ids.shape[0] == x.shape[0], lambda: "sample_noise: ids must be [B]")
+    torch._check(sigma.dim() == 2, lambda: "sample_noise: sigma must be 2-D")
+    torch._check(not channels_last or x.dim() == 4, lambda: "sample_noise: channels_last needs 4-D x")
+    shape = (x.shape[0] * samples, *x.shape[1:])
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return torch.empty(shape, dtype=out_dtype or torch.float32, device=x.device, memory_format=fmt)
+
+
+@torch.library.register_fake("smoothcert::count_votes_")
+def _count_votes_fake(logits, samples, counts):
+    torch._check(logits.dim() == 2, lambda: "count_votes_: logits must be 2-D")
+    torch._check(counts.dim() == 2, lambda: "count_votes_: counts must be 2-D")
+    return None

@@ -1,0 +1,114 @@
+"""Pure-PyTorch twins of the smoothcert kernels: the test oracle and the bench baseline.
+
+They follow the same counter layout as ``csrc/common/philox.h`` bit for bit
+(Philox words are integers, so they match exactly) and evaluate log/sin/cos in
+float64, i.e. the mathematically exact version of the kernels' float32
+polynomials: kernel output must agree to a few float32 ulp.
+"""
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import torch
+
+from .ops import NOISE_KINDS, sigma_table
+
+_MASK = 0xFFFFFFFF
+_M0, _M1 = 0xD2511F53, 0xCD9E8D57
+_W0, _W1 = 0x9E3779B9, 0xBB67AE85
+
+
+def _mulhilo(m: int, a: torch.Tensor):
+    """(hi, lo) 32-bit halves of m * a using 16-bit limbs (int64 never overflows)."""
+    mh, ml = m >> 16, m & 0xFFFF
+    ah, al = a >> 16, a & 0xFFFF
+    ll, lh, hl, hh = ml * al, ml * ah, mh * al, mh * ah
+    mid = (ll >> 16) + (lh & 0xFFFF) + (hl & 0xFFFF)
+    lo = ((mid & 0xFFFF) << 16) | (ll & 0xFFFF)
+    hi = (hh + (lh >> 16) + (hl >> 16) + (mid >> 16)) & _MASK
+    return hi, lo
+
+
+def philox4x32_10(c0, c1, c2, c3, k0: int, k1: int):
+    """Philox-4x32-10 on int64 tensors holding uint32 values; returns four tensors."""
+    for _ in range(10):
+        hi0, lo0 = _mulhilo(_M0, c0)
+        hi1, lo1 = _mulhilo(_M1, c2)
+        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+        k0, k1 = (k0 + _W0) & _MASK, (k1 + _W1) & _MASK
+    return c0, c1, c2, c3
+
+
+def _f32(t: torch.Tensor) -> torch.Tensor:
+    return t.to(torch.float32)
+
+
+def unit_noise(words, kind: str) -> torch.Tensor:
+    """Four words (each ``[...]`` int64) -> ``[..., 4]`` float32 unit noise."""
+    if kind == "uniform":
+        z = [_f32(_f32(2 * (w >> 9) + 1) * 1.1920929e-07) - 1.0 for w in words]
+        return _f32(torch.stack(z, -1).double() * 1.7320508075688772)
+    out = []
+    for p in range(2):
+        a, b = words[2 * p], words[2 * p + 1]
+        u1 = _f32(_f32(a >> 1) * 4.656612873077393e-10) + 2.3283064365386963e-10
+        u1 = _f32(u1)
+        u2 = _f32(b >> 8) * 5.960464477539063e-08
+        r = torch.sqrt(-2.0 * torch.log(u1.double()))
+        th = 2.0 * torch.pi * u2.double()
+        out += [r * torch.cos(th), r * torch.sin(th)]
+    return _f32(torch.stack(out, -1))
+
+
+def sample_noise(
+    x: torch.Tensor,
+    sigma: Union[float, torch.Tensor],
+    samples: int,
+    *,
+    ids: Optional[torch.Tensor] = None,
+    sample_start: int = 0,
+    seed: int = 0,
+    stream: int = 1,
+    noise: str = "gaussian",
+    antithetic: bool = False,
+    clamp: Optional[tuple] = None,
+    out_dtype: Optional[torch.dtype] = None,
+    channels_last: bool = False,
+) -> torch.Tensor:
+    """Twin of :func:`smoothcert.ops.sample_noise` (same arguments and result)."""
+    if noise not in NOISE_KINDS:
+        raise ValueError(f"noise must be one of {sorted(NOISE_KINDS)}, got {noise!r}")
+    x = x.float().cpu()
+    B, S = x.shape[0], tuple(x.shape[1:])
+    D = x[0].numel() if B else int(torch.tensor(S).prod()) if S else 1
+    ids = torch.arange(B) if ids is None else ids.cpu().long()
+    table = sigma_table(sigma, x).cpu()
+    nq = (D + 3) // 4
+    s = sample_start + torch.arange(samples)
+    key = (s >> 1) if antithetic else s
+    c0 = torch.arange(nq).view(1, 1, nq)
+    c1 = key.view(1, samples, 1)
+    c2 = ids.view(B, 1, 1)
+    c0, c1, c2 = torch.broadcast_tensors(c0, c1, c2)
+    c3 = torch.full_like(c0, stream)
+    words = philox4x32_10(c0, c1, c2, c3, seed & _MASK, (seed >> 32) & _MASK)
+    z = unit_noise(words, noise).reshape(B, samples, nq * 4)[..., :D]
+    if antithetic:
+        z = torch.where((s & 1).bool().view(1, samples, 1), -z, z)
+    sig = table.view(table.shape[0], 1, table.shape[1])
+    out = x.reshape(B, 1, D) + sig * z
+    if clamp is not None:
+        out = out.clamp(min=clamp[0], max=clamp[1])
+    out = out.reshape(B * samples, *S).to(out_dtype or torch.float32)
+    if channels_last:
+        out = out.contiguous(memory_format=torch.channels_last)
+    return out
+
+
+def count_votes_(logits: torch.Tensor, samples: int, counts: torch.Tensor) -> torch.Tensor:
+    """Twin of :func:`smoothcert.ops.count_votes_` (argmax + per-input bincount)."""
+    B, K = counts.shape
+    if logits.shape[0]:
+        winners = logits.argmax(dim=1).view(B, samples)
+        counts += torch.nn.functional.one_hot(winners, K).sum(dim=1).to(counts.dtype)
+    return counts
