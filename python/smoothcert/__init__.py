@@ -7,6 +7,6 @@ from .ops import count_votes_, sample_noise
 from .smooth import CertifyResult, PredictResult, Smooth
 from .models import NormalizeLayer
 
-__version__ = "0.1.0"
+from ._version import __version__
 __all__ = ["Smooth", "CertifyResult", "PredictResult", "NormalizeLayer", "sample_noise",
            "count_votes_", "__version__"]
