@@ -1,0 +1,55 @@
+// CUDA binding of smoothcert::sample_noise. Compiled by the host compiler:
+// the argument checks and output allocation are the CPU binding's
+// (prepare_sample_noise), so both backends accept exactly the same inputs;
+// the kernel itself lives in the torch-free sample_noise_kernel.cu.
+//
+// c10::cuda's guard and stream are what at::cuda re-exports; using them
+// directly keeps the cuBLAS/cuSPARSE headers that ATen/cuda/CUDAContext.h
+// pulls in out of this build.
+#include <ATen/core/Tensor.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <c10/util/Exception.h>
+#include <torch/library.h>
+
+#include "../sample_noise_args.h"
+#include "sample_noise_kernel.h"
+
+namespace smoothcert {
+namespace {
+
+int out_dtype_code(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return kF32;
+    case at::kHalf: return kF16;
+    case at::kBFloat16: return kBF16;
+    case at::kDouble: return kF64;
+    default: TORCH_CHECK(false, "sample_noise: unsupported out_dtype ", t);
+  }
+}
+
+at::Tensor sample_noise_cuda(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& sigma,
+                             int64_t samples, int64_t sample_start, int64_t seed, int64_t stream,
+                             int64_t kind, bool antithetic, std::optional<double> clamp_min,
+                             std::optional<double> clamp_max,
+                             std::optional<at::ScalarType> out_dtype, bool channels_last) {
+  at::Tensor x_c, ids_c, sigma_c, out;
+  const SampleNoiseParams p =
+      prepare_sample_noise(x, ids, sigma, samples, sample_start, seed, stream, kind, antithetic,
+                           clamp_min, clamp_max, out_dtype, channels_last, x_c, ids_c, sigma_c, out);
+  if (out.numel() == 0) return out;
+  // After the checks, which guarantee that every input is on out's device.
+  const c10::cuda::CUDAGuard guard(out.device());
+  const cudaError_t err = launch_sample_noise(p, out.data_ptr(), out_dtype_code(out.scalar_type()),
+                                              c10::cuda::getCurrentCUDAStream().stream());
+  TORCH_CHECK(err == cudaSuccess, "sample_noise: CUDA kernel launch failed: ",
+              cudaGetErrorString(err));
+  return out;
+}
+
+}  // namespace
+
+// The CUDA half of the dispatcher entry whose schema is in ops.cpp.
+TORCH_LIBRARY_IMPL(smoothcert, CUDA, m) { m.impl("sample_noise", &sample_noise_cuda); }
+
+}  // namespace smoothcert

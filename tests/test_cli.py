@@ -1,0 +1,115 @@
+"""The smoothcert command: certify (TSV format, resume), analyze, demo, and the bench smoke run."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from smoothcert import cli, data, models
+from smoothcert.training import train_gaussian
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("ckpt") / "mlp.pt")
+    model = models.build_model("mlp", "digits")
+    train_gaussian(model, data.load_dataset("digits", "train"), 0.25, epochs=3, progress=False)
+    models.save_checkpoint(path, model, arch="mlp", dataset="digits", meta={"method": "gaussian", "sigma": 0.25})
+    return path
+
+
+def certify_args(ckpt, out, extra=()):
+    return ["certify", "--model", ckpt, "--dataset", "digits", "--sigma", "0.25", "--n0", "20", "--n", "300",
+            "--batch", "256", "--skip", "3", "--max", "30", "--out", out, "--no-progress", *extra]
+
+
+def rows_without_time(path):
+    with open(path) as f:
+        lines = [line.rstrip("\n").split("\t") for line in f]
+    t = lines[0].index("time")
+    return [line[:t] + line[t + 1:] for line in lines]
+
+
+def test_certify_tsv_format(checkpoint, tmp_path):
+    out = str(tmp_path / "r.tsv")
+    assert cli.main(certify_args(checkpoint, out)) == 0
+    rows = rows_without_time(out)
+    with open(out) as f:
+        header = f.readline().rstrip("\n").split("\t")
+    assert header[:6] == ["idx", "label", "predict", "radius", "correct", "time"]
+    assert [int(r[0]) for r in rows[1:]] == list(range(0, 30, 3))
+    split = data.load_dataset("digits", "test")
+    for r in rows[1:]:
+        idx, label, pred, radius = int(r[0]), int(r[1]), int(r[2]), float(r[3])
+        assert label == int(split.y[idx])
+        assert radius >= 0 and (pred != -1 or radius == 0.0)
+        assert r[-2:] == ["fixed-sigma", "l2"]
+        # written with repr: reading back gives the exact double
+        assert repr(float(r[3])) == r[3]
+    with open(out + ".json") as f:
+        assert json.load(f)["config"]["n"] == 300
+
+
+def test_certify_resume_matches_uninterrupted(checkpoint, tmp_path):
+    full, part = str(tmp_path / "full.tsv"), str(tmp_path / "part.tsv")
+    assert cli.main(certify_args(checkpoint, full)) == 0
+    assert cli.main(certify_args(checkpoint, part)) == 0
+    with open(part) as f:
+        lines = f.readlines()
+    with open(part, "w") as f:  # an interruption: 4 complete rows and half of the next
+        f.writelines(lines[:5])
+        f.write(lines[5][:7])
+    assert cli.main(certify_args(checkpoint, part)) == 0
+    assert rows_without_time(part) == rows_without_time(full)
+
+
+def test_certify_refuses_other_configuration(checkpoint, tmp_path, capsys):
+    out = str(tmp_path / "r.tsv")
+    assert cli.main(certify_args(checkpoint, out)) == 0
+    args = certify_args(checkpoint, out)
+    args[args.index("--n") + 1] = "400"
+    assert cli.main(args) == 2
+    assert "different configuration" in capsys.readouterr().err
+
+
+def test_certify_missing_data_root(checkpoint, tmp_path, capsys):
+    args = certify_args(checkpoint, str(tmp_path / "r.tsv"))
+    args[args.index("digits")] = "mnist"
+    assert cli.main(args) == 2
+    assert "data-root" in capsys.readouterr().err
+
+
+def test_analyze_cli(checkpoint, tmp_path, capsys):
+    out = str(tmp_path / "r.tsv")
+    assert cli.main(certify_args(checkpoint, out)) == 0
+    png = str(tmp_path / "curve.png")
+    assert cli.main(["analyze", out, "--plot", png]) == 0
+    text = capsys.readouterr().out
+    assert "ACR" in text and "fixed-sigma" in text
+    with open(png, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_small(tmp_path):
+    out = str(tmp_path / "demo")
+    assert cli.main(["demo", "--out", out, "--n", "200", "--max", "12", "--epochs", "2", "--no-progress"]) == 0
+    for name in ["summary.md", "certified_accuracy.png", "certify_sigma0.25.tsv", "certify_sigma0.5.tsv"]:
+        assert os.path.getsize(os.path.join(out, name)) > 0
+    with open(os.path.join(out, "summary.md")) as f:
+        assert "fixed-sigma" in f.read()
+
+
+def test_bench_quick_runs(tmp_path):
+    out = str(tmp_path / "bench.json")
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "certify.py"), "--quick", "--device", "cpu",
+                           "--json", out], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    with open(out) as f:
+        res = json.load(f)["results"]
+    assert {r["case"] for r in res} >= {"tiny-mlp-8x8", "lenet-mnist"}
+    for r in res:
+        assert r["overhead"] > 0 and r["speedup"] > 0
