@@ -80,6 +80,18 @@ def test_ties_from_low_precision_rounding():
 
 
 @pytest.mark.parametrize("device", cpu_and_cuda())
+def test_float64_logits_compared_in_float64(device):
+    """Doubles that round to the same float32 must not tie: the winner is the
+    float64 argmax (a float32 comparison would silently give class 0)."""
+    logits = torch.tensor([[1.0, 1.0 + 2 ** -40, 0.0],
+                           [1e-300, 2e-300, 0.0],
+                           [-1e-50, 0.0, -2e-50],
+                           [1e300, 1e301, 1e302]], dtype=torch.float64, device=device)
+    counts = ops.count_votes_(logits, 1, torch.zeros(4, 3, dtype=torch.long, device=device))
+    assert counts.argmax(dim=1).tolist() == logits.argmax(dim=1).tolist() == [1, 1, 1, 2]
+
+
+@pytest.mark.parametrize("device", cpu_and_cuda())
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_nan_rows_follow_torch_argmax(dtype, device):
     nan, inf = float("nan"), float("inf")

@@ -14,7 +14,7 @@ from scipy import stats as sps
 from smoothcert import ops, reference
 from helpers import cpu_and_cuda, gen, noise_atol, randn
 
-SHAPES = [(0, 3), (1, 1), (2, 5), (3, 1, 5, 7), (2, 3, 17, 19), (1, 784)]
+SHAPES = [(0, 3), (1, 1), (2, 5), (3, 1, 5, 7), (2, 3, 17, 19), (1, 784), (4,)]  # (4,): scalar inputs
 SQRT3 = math.sqrt(3.0)
 
 
@@ -337,6 +337,7 @@ def test_moments(noise):
 
 def test_gaussian_ks_and_tails():
     z = _unit_noise("gaussian", seed=3).flatten().numpy()
+    assert np.isfinite(z).all()
     assert sps.kstest(z, "norm").pvalue > 1e-3
     assert np.abs(z).max() <= 6.67  # Box-Muller with u1 >= 2^-32
     # tail mass beyond 3 sigma: 0.0027 of the draws

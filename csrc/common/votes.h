@@ -13,13 +13,15 @@
 
 namespace smoothcert {
 
-// Logit as float. torch compiles CUDA code with __CUDA_NO_HALF_CONVERSIONS__
+// Logit in the precision it is compared in: float64 stays float64 (so distinct
+// doubles never tie), everything else becomes float. torch compiles CUDA code with __CUDA_NO_HALF_CONVERSIONS__
 // and __CUDA_NO_BFLOAT16_CONVERSIONS__, so the CUDA half types go through
 // their intrinsics; every other type (c10::Half included) uses static_cast.
 template <typename T>
 SC_HD float to_float(T v) {
   return static_cast<float>(v);
 }
+SC_HD double to_float(double v) { return v; }
 #if defined(__CUDACC__)
 SC_HD float to_float(__half v) { return __half2float(v); }
 SC_HD float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
@@ -28,10 +30,10 @@ SC_HD float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
 template <typename T>
 SC_HD int64_t row_argmax(const T* row, int64_t K) {
   int64_t best = 0;
-  float bv = to_float(row[0]);
+  auto bv = to_float(row[0]);
   if (bv != bv) return 0;
   for (int64_t k = 1; k < K; ++k) {
-    const float v = to_float(row[k]);
+    const auto v = to_float(row[k]);
     if (v != v) return k;
     if (v > bv) {
       bv = v;

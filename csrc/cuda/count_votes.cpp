@@ -20,7 +20,8 @@ int logits_dtype_code(at::ScalarType t) {
     case at::kHalf: return kF16;
     case at::kBFloat16: return kBF16;
     case at::kDouble: return kF64;
-    default: TORCH_CHECK(false, "count_votes_: logits must be float32, float16, bfloat16 or float64, got ", t);
+    default:
+      TORCH_CHECK(false, "count_votes_: logits must be float32, float16, bfloat16 or float64, got ", t);
   }
 }
 

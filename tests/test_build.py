@@ -1,0 +1,66 @@
+"""Build guard: the operator library is loaded, every op has its kernels, and a
+machine with a visible GPU did not silently build CPU-only."""
+import os
+
+import pytest
+import torch
+
+import smoothcert
+from smoothcert import ops
+
+OPS = ("sample_noise", "count_votes_", "cuda_version")
+
+
+def has_kernel(op: str, key: str) -> bool:
+    return torch._C._dispatch_has_kernel_for_dispatch_key(f"smoothcert::{op}", key)
+
+
+def test_extension_loaded():
+    assert smoothcert._C.__name__ == "smoothcert._C"
+    path = smoothcert._C.__file__
+    assert os.path.isfile(path)
+    if os.name == "posix" and torch.__version__ >= (2, 6, 0):
+        assert path.endswith(".abi3.so"), path  # built against the limited API (setup.py)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_ops_registered(op):
+    packet = getattr(torch.ops.smoothcert, op)
+    assert callable(packet.default)
+    assert packet.default._schema.name == f"smoothcert::{op}"
+
+
+def test_schemas():
+    noise = str(torch.ops.smoothcert.sample_noise.default._schema)
+    assert noise.startswith("smoothcert::sample_noise(Tensor x, Tensor ids, Tensor sigma, int samples")
+    assert noise.endswith("-> Tensor")
+    votes = torch.ops.smoothcert.count_votes_.default._schema
+    assert [a.name for a in votes.arguments] == ["logits", "samples", "counts"]
+    assert votes.arguments[2].alias_info.is_write  # counts is mutated in place
+    assert not votes.returns
+
+
+@pytest.mark.parametrize("op", ["sample_noise", "count_votes_"])
+def test_cpu_kernels_registered(op):
+    assert has_kernel(op, "CPU")
+
+
+def test_cuda_version_matches_registered_kernels():
+    """cuda_version() is -1 exactly when no CUDA kernels were built."""
+    v = ops.cuda_version()
+    assert isinstance(v, int)
+    cuda_kernels = [has_kernel(op, "CUDA") for op in ("sample_noise", "count_votes_")]
+    assert cuda_kernels[0] == cuda_kernels[1]
+    assert (v == -1) == (not cuda_kernels[0])
+    if v != -1:
+        assert v >= 11000 and torch.version.cuda is not None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible")
+def test_gpu_machine_builds_cuda_kernels():
+    """Fails loudly (rather than skipping every CUDA test) if a GPU machine built CPU-only."""
+    v = ops.cuda_version()
+    assert v != -1, "a GPU is visible but smoothcert was built without CUDA; rebuild with nvcc on PATH"
+    major, minor = (int(p) for p in torch.version.cuda.split(".")[:2])
+    assert v == 1000 * major + 10 * minor
+    assert has_kernel("sample_noise", "CUDA") and has_kernel("count_votes_", "CUDA")
