@@ -3,6 +3,8 @@
 #include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
 
+#include <cmath>
+
 namespace smoothcert {
 
 SampleNoiseParams prepare_sample_noise(
@@ -37,6 +39,8 @@ SampleNoiseParams prepare_sample_noise(
   TORCH_CHECK(D < (int64_t(1) << 34), "sample_noise: inputs of more than 2^34 elements are not supported, got ", D);
   TORCH_CHECK(kind == kGaussian || kind == kUniform, "sample_noise: kind must be 0 (gaussian) or 1 (uniform), got ", kind);
   TORCH_CHECK(!channels_last || x.dim() == 4, "sample_noise: channels_last needs 4-D x [B, C, H, W], got ", x.dim(), "-D");
+  TORCH_CHECK(!(clamp_min && std::isnan(*clamp_min)) && !(clamp_max && std::isnan(*clamp_max)),
+              "sample_noise: clamp bounds must not be NaN");
   if (clamp_min && clamp_max)
     TORCH_CHECK(*clamp_min <= *clamp_max, "sample_noise: clamp_min (", *clamp_min, ") > clamp_max (", *clamp_max, ")");
   const at::ScalarType dt = out_dtype.value_or(at::kFloat);

@@ -492,3 +492,8 @@ def test_cpu_and_cuda_agree(noise):
     cpu = ops.sample_noise(x, sig, 6, **kw)
     cuda = ops.sample_noise(x.cuda(), sig.cuda(), 6, **kw)
     torch.testing.assert_close(cuda.cpu(), cpu, atol=noise_atol(x, sig), rtol=0)
+
+
+def test_nan_clamp_bound_rejected():
+    with pytest.raises(RuntimeError, match="clamp bounds must not be NaN"):
+        ops.sample_noise(torch.rand(2, 3), 0.5, 2, clamp=(float("nan"), None))

@@ -266,8 +266,8 @@ class Smooth:
         if isinstance(self.base_classifier, torch.nn.Module):
             p = next(iter(self.base_classifier.parameters()), None)
             if p is not None and p.device.type != device.type:
-                raise ValueError(f"the input is on {device} but the base classifier's parameters are on "
-                                 f"{p.device}; move one of them")
+                raise ValueError(f"device mismatch: the input is on {device} but the base classifier's "
+                                 f"parameters are on {p.device}; move one of them")
             if self.base_classifier.training:
                 warnings.warn("the base classifier is in training mode (dropout/batch-norm make its votes "
                               "depend on the batch); call .eval() before certifying", stacklevel=3)
