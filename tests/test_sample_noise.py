@@ -197,11 +197,13 @@ _BASELINE_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_baseline_filler_writes_identical_bits(tmp_path):
-    """SMOOTHCERT_CPU_BASELINE=1 (read once per process) forces the non-AVX2 row
-    filler; it must write the same bits as the filler this process picked."""
+@pytest.mark.parametrize("forced", ["1", "2"])
+def test_baseline_filler_writes_identical_bits(tmp_path, forced):
+    """SMOOTHCERT_CPU_BASELINE=1 (read once per process) forces the baseline row
+    filler and =2 the AVX2 one; they must write the same bits as the filler this
+    process picked (AVX-512 where the CPU has it)."""
     path = tmp_path / "baseline.pt"
-    env = dict(os.environ, SMOOTHCERT_CPU_BASELINE="1")
+    env = dict(os.environ, SMOOTHCERT_CPU_BASELINE=forced)
     here = os.path.dirname(os.path.abspath(__file__))
     env["PYTHONPATH"] = os.pathsep.join([here, env.get("PYTHONPATH", "")])
     subprocess.run([sys.executable, "-c", _BASELINE_SCRIPT, str(path)], env=env, check=True, timeout=120)

@@ -19,6 +19,7 @@
 
 namespace smoothcert {
 
+int64_t fill_noise_rows_avx512(const SampleNoiseParams&, int64_t, float, uint32_t, uint32_t, float*);
 int64_t fill_noise_rows_avx2(const SampleNoiseParams&, int64_t, float, uint32_t, uint32_t, float*);
 int64_t fill_noise_rows_base(const SampleNoiseParams&, int64_t, float, uint32_t, uint32_t, float*);
 
@@ -26,12 +27,16 @@ namespace {
 
 using RowFiller = int64_t (*)(const SampleNoiseParams&, int64_t, float, uint32_t, uint32_t, float*);
 
-// SMOOTHCERT_CPU_BASELINE=1 forces the baseline build (tests check that both
-// builds write the same bits).
+// SMOOTHCERT_CPU_BASELINE=1 forces the baseline build and =2 the AVX2 build
+// (tests check that all builds write the same bits).
 RowFiller pick_row_filler() {
   const char* force = std::getenv("SMOOTHCERT_CPU_BASELINE");
   if (force != nullptr && force[0] == '1') return &fill_noise_rows_base;
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+  if (force != nullptr && force[0] == '2') return &fill_noise_rows_avx2;
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
+    return &fill_noise_rows_avx512;
   if (__builtin_cpu_supports("avx2")) return &fill_noise_rows_avx2;
 #endif
   return &fill_noise_rows_base;
