@@ -76,6 +76,15 @@ def test_certify_refuses_other_configuration(checkpoint, tmp_path, capsys):
     assert "different configuration" in capsys.readouterr().err
 
 
+def test_certify_refuses_other_model(checkpoint, tmp_path, capsys):
+    out = str(tmp_path / "r.tsv")
+    assert cli.main(certify_args(checkpoint, out)) == 0
+    other = str(tmp_path / "other.pt")
+    models.save_checkpoint(other, models.build_model("mlp", "digits"), arch="mlp", dataset="digits")
+    assert cli.main(certify_args(other, out)) == 2
+    assert "model_sha256" in capsys.readouterr().err
+
+
 def test_certify_missing_data_root(checkpoint, tmp_path, capsys):
     args = certify_args(checkpoint, str(tmp_path / "r.tsv"))
     args[args.index("digits")] = "mnist"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shlex
 import sys
 from typing import List, Optional
@@ -53,8 +54,10 @@ def _certify(args) -> int:
                     out_dtype=None if dtype == torch.float32 else dtype)
     config = {k: getattr(args, k) for k in ["dataset", "split", "sigma", "n0", "n", "alpha", "skip", "max",
                                             "seed", "dtype"]}
-    config["model"] = info.get("arch"), info.get("meta", {}).get("command")
-    config["model"] = list(config["model"])
+    # The checkpoint's hash, so a resumed file never mixes two models' results.
+    with open(args.model, "rb") as f:
+        config["model_sha256"] = hashlib.sha256(f.read()).hexdigest()
+    config["arch"] = info.get("arch")
     certify_dataset(smooth, split.x, split.y, indices, n0=args.n0, n=args.n, alpha=args.alpha,
                     batch_size=args.batch, out=args.out, config=config, progress=not args.no_progress,
                     device=torch.device(args.device))
