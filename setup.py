@@ -19,6 +19,10 @@ FORCE_CUDA = os.getenv("FORCE_CUDA", "0") == "1"
 WITH_CUDA = (not FORCE_CPU and torch.version.cuda is not None and CUDA_HOME is not None
              and (torch.cuda.is_available() or FORCE_CUDA))
 LIMITED_API = torch.__version__ >= (2, 6, 0)  # TorchVersion compares numerically
+# at::parallel_for is a header template: without -fopenmp our kernels would run
+# on one thread. Linking -fopenmp names libgomp.so.1, which resolves to the
+# copy torch has already loaded, so there is one OpenMP runtime in the process.
+OPENMP = "OpenMP" in torch.__config__.parallel_info() and os.name == "posix"
 
 
 def rel(pattern):
@@ -28,12 +32,14 @@ def rel(pattern):
 def extension():
     sources = rel("csrc/*.cpp") + rel("csrc/cpu/*.cpp")
     cxx = (["-O0", "-g"] if DEBUG else ["-O3"]) + ["-fopenmp-simd", "-fno-math-errno", "-ffp-contract=off"]
+    link = ["-fopenmp"] if OPENMP else []
+    cxx += link
     macros = []
     if LIMITED_API:
         macros.append(("Py_LIMITED_API", "0x03090000"))
     if not WITH_CUDA:
         return CppExtension("smoothcert._C", sources, extra_compile_args={"cxx": cxx},
-                            define_macros=macros, py_limited_api=LIMITED_API)
+                            extra_link_args=link, define_macros=macros, py_limited_api=LIMITED_API)
     sources += rel("csrc/cuda/*.cpp") + rel("csrc/cuda/*.cu")
     major, minor = (int(v) for v in torch.version.cuda.split(".")[:2])
     macros += [("SMOOTHCERT_WITH_CUDA", None), ("SMOOTHCERT_CUDA_VERSION", str(1000 * major + 10 * minor))]
@@ -41,11 +47,11 @@ def extension():
     nvcc = (["-O0", "-g", "-lineinfo"] if DEBUG else ["-O3"]) + ["--fmad=false"]
     nvcc += os.getenv("NVCC_FLAGS", "").split()
     return CUDAExtension("smoothcert._C", sources, extra_compile_args={"cxx": cxx, "nvcc": nvcc},
-                         define_macros=macros, py_limited_api=LIMITED_API)
+                         extra_link_args=link, define_macros=macros, py_limited_api=LIMITED_API)
 
 
 print(f"smoothcert build: torch {torch.__version__}, torch CUDA {torch.version.cuda}, "
-      f"CUDA_HOME {CUDA_HOME}, WITH_CUDA {WITH_CUDA}, DEBUG {DEBUG}, limited API {LIMITED_API}")
+      f"CUDA_HOME {CUDA_HOME}, WITH_CUDA {WITH_CUDA}, OpenMP {OPENMP}, DEBUG {DEBUG}, limited API {LIMITED_API}")
 
 setup(
     name="smoothcert",

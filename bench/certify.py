@@ -29,7 +29,7 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def classic_counts(model, x, num, batch_size, sigma, num_classes):
+def classic_counts(model, x, num, batch_size, sigma, num_classes, fmt=torch.contiguous_format):
     """The reference code's sampling loop (Cohen et al.'s _sample_noise), one image."""
     counts = np.zeros(num_classes, dtype=int)
     remaining = num
@@ -37,7 +37,7 @@ def classic_counts(model, x, num, batch_size, sigma, num_classes):
         while remaining > 0:
             this = min(batch_size, remaining)
             remaining -= this
-            batch = x.repeat((this, 1, 1, 1))
+            batch = x.repeat((this, 1, 1, 1)).contiguous(memory_format=fmt)
             noise = torch.randn_like(batch) * sigma
             predictions = model(batch + noise).argmax(1)
             for idx in predictions.cpu().numpy():
@@ -45,15 +45,19 @@ def classic_counts(model, x, num, batch_size, sigma, num_classes):
     return counts
 
 
-def timed(fn, device, repeat):
-    fn()  # warm-up (allocations, cuDNN/oneDNN autotuning)
+def timed_interleaved(fns, device, repeat):
+    """Best wall time of each function, timed in interleaved rounds (a, b, c,
+    a, b, c, ...) so that drifting machine load affects all alike."""
+    for fn in fns:
+        fn()  # warm-up (allocations, oneDNN/cuDNN autotuning)
     sync(device)
-    best = float("inf")
+    best = [float("inf")] * len(fns)
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        best = min(best, time.perf_counter() - t0)
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            sync(device)
+            best[i] = min(best[i], time.perf_counter() - t0)
     return best
 
 
@@ -66,13 +70,17 @@ def build(arch, dataset):
     return models.build_model(arch, dataset)
 
 
-def run_case(name, arch, dataset, device, n, n0, images, batch, repeat, dtype):
+def run_case(name, arch, dataset, device, n, n0, images, batch, repeat, dtype, channels_last=False):
+    """One case; with ``channels_last`` the model's weights and every batch it
+    sees (pre-built, smoothcert's, the classic loop's) use NHWC memory order,
+    the fast convolution layout on CPUs."""
     torch.manual_seed(0)
-    model = build(arch, dataset).to(device=device, dtype=dtype).eval()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = build(arch, dataset).to(device=device, dtype=dtype, memory_format=fmt).eval()
     C, H, W = smoothcert.data.input_shape(dataset)
     X = torch.rand(images, C, H, W, device=device)
     total = images * (n0 + n)
-    pre = torch.rand(batch, C, H, W, device=device, dtype=dtype)
+    pre = torch.rand(batch, C, H, W, device=device, dtype=dtype).contiguous(memory_format=fmt)
 
     def forward_only():
         with torch.no_grad():
@@ -81,7 +89,8 @@ def run_case(name, arch, dataset, device, n, n0, images, batch, repeat, dtype):
                 model(pre)
                 done += batch
 
-    smooth = smoothcert.Smooth(model, 10, 0.25, out_dtype=None if dtype == torch.float32 else dtype)
+    smooth = smoothcert.Smooth(model, 10, 0.25, out_dtype=None if dtype == torch.float32 else dtype,
+                               channels_last=channels_last)
 
     def fused():
         smooth.certify_batch(X, n0, n, 0.001, batch)
@@ -89,15 +98,14 @@ def run_case(name, arch, dataset, device, n, n0, images, batch, repeat, dtype):
     def classic():
         for i in range(images):
             xi = X[i].to(dtype)
-            classic_counts(model, xi, n0, batch, 0.25, 10)
-            classic_counts(model, xi, n, batch, 0.25, 10)
+            classic_counts(model, xi, n0, batch, 0.25, 10, fmt)
+            classic_counts(model, xi, n, batch, 0.25, 10, fmt)
 
-    t_fwd = timed(forward_only, device, repeat)
-    t_fused = timed(fused, device, repeat)
-    t_classic = timed(classic, device, repeat)
+    t_fwd, t_fused, t_classic = timed_interleaved([forward_only, fused, classic], device, repeat)
     fwd_total = batch * -(-total // batch)
     rate = {"forward_only": fwd_total / t_fwd, "smoothcert": total / t_fused, "classic": total / t_classic}
     return {"case": name, "arch": arch, "device": device, "dtype": str(dtype).replace("torch.", ""),
+            "memory_format": "channels_last" if channels_last else "contiguous",
             "n0": n0, "n": n, "images": images, "batch": batch, "samples_per_s": rate,
             "overhead": rate["smoothcert"] / rate["forward_only"],
             "speedup": rate["smoothcert"] / rate["classic"]}
@@ -114,20 +122,24 @@ def main(argv=None):
         sys.exit("--device cuda: no GPU visible")
     if args.quick:
         cases = [("tiny-mlp-8x8", "tiny-mlp", "digits", 1000, 100, 4, 500),
-                 ("lenet-mnist", "lenet", "mnist", 1000, 100, 2, 500)]
+                 ("lenet-mnist", "lenet", "mnist", 1000, 100, 2, 500),
+                 ("lenet-mnist-nhwc", "lenet", "mnist", 1000, 100, 2, 500)]
         repeat = 1
     elif args.device == "cpu":
         cases = [("tiny-mlp-8x8", "tiny-mlp", "digits", 10000, 100, 20, 1000),
                  ("mlp256-8x8", "mlp", "digits", 10000, 100, 20, 1000),
-                 ("lenet-mnist", "lenet", "mnist", 10000, 100, 4, 1000)]
+                 ("lenet-mnist", "lenet", "mnist", 10000, 100, 4, 1000),
+                 ("lenet-mnist-nhwc", "lenet", "mnist", 10000, 100, 4, 1000)]
         repeat = args.repeat
     else:
         cases = [("tiny-mlp-8x8", "tiny-mlp", "digits", 100000, 100, 20, 100000),
-                 ("lenet-mnist", "lenet", "mnist", 100000, 100, 8, 10000)]
+                 ("lenet-mnist", "lenet", "mnist", 100000, 100, 8, 10000),
+                 ("lenet-mnist-nhwc", "lenet", "mnist", 100000, 100, 8, 10000)]
         if "resnet20" in models.ARCHITECTURES:
             cases.append(("resnet20-cifar10", "resnet20", "cifar10", 100000, 100, 2, 4000))
         repeat = args.repeat
-    results = [run_case(name, arch, ds, args.device, n, n0, images, batch, repeat, torch.float32)
+    results = [run_case(name, arch, ds, args.device, n, n0, images, batch, repeat, torch.float32,
+                        channels_last=name.endswith("-nhwc"))
                for name, arch, ds, n, n0, images, batch in cases]
     print(f"{'case':18s} {'n':>7s} {'batch':>6s} {'fwd-only/s':>12s} {'smoothcert/s':>13s} "
           f"{'classic/s':>11s} {'overhead':>9s} {'speedup':>8s}")

@@ -33,7 +33,10 @@ TORCH_LIBRARY(smoothcert, m) {
   // counts as the maximum, as in torch.argmax) to its input's class counts.
   //   logits [B * samples, K] floating point
   //   counts [B, K] int64, accumulated in place (no host synchronisation)
-  m.def("count_votes_(Tensor logits, int samples, Tensor(a!) counts) -> ()");
+  //   nonfinite [B] int64 or None: per input, rows holding a NaN or +-inf
+  //             logit, accumulated in place (the engine refuses such votes
+  //             without a separate pass over the logits)
+  m.def("count_votes_(Tensor logits, int samples, Tensor(a!) counts, Tensor(b!)? nonfinite=None) -> ()");
   // -1 for a CPU-only build, else the CUDA version the extension was built with.
   m.def("cuda_version() -> int");
 }

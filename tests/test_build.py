@@ -35,8 +35,9 @@ def test_schemas():
     assert noise.startswith("smoothcert::sample_noise(Tensor x, Tensor ids, Tensor sigma, int samples")
     assert noise.endswith("-> Tensor")
     votes = torch.ops.smoothcert.count_votes_.default._schema
-    assert [a.name for a in votes.arguments] == ["logits", "samples", "counts"]
+    assert [a.name for a in votes.arguments] == ["logits", "samples", "counts", "nonfinite"]
     assert votes.arguments[2].alias_info.is_write  # counts is mutated in place
+    assert votes.arguments[3].alias_info.is_write  # and so is the optional nonfinite
     assert not votes.returns
 
 

@@ -9,8 +9,8 @@ from helpers import cpu_and_cuda, gen
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 
 
-def raw(logits, samples, counts):
-    torch.ops.smoothcert.count_votes_.default(logits, samples, counts)
+def raw(logits, samples, counts, nonfinite=None):
+    torch.ops.smoothcert.count_votes_.default(logits, samples, counts, nonfinite)
     return counts
 
 
@@ -110,6 +110,39 @@ def test_nan_rows_follow_torch_argmax(dtype, device):
 
 
 @pytest.mark.parametrize("device", cpu_and_cuda())
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("samples", [1, 4, 64])
+def test_nonfinite_rows_counted_per_input(samples, dtype, device):
+    """The fused finiteness test counts, per input, the rows holding any NaN or
+    +-inf, exactly as the reference; votes are unchanged by passing it."""
+    B, K = 5, 7
+    logits = make_logits(B * samples, K, torch.float32, seed=samples)
+    spots = torch.randint(0, B * samples * K, (3 * B,), generator=gen(samples + 1))
+    values = torch.tensor([float("nan"), float("inf"), float("-inf")]).repeat(B)
+    logits.view(-1)[spots] = values
+    logits = logits.to(dtype=dtype, device=device)
+    nonfinite = torch.full((B,), 2, dtype=torch.long, device=device)
+    counts = start_counts(B, K, device)
+    plain = ops.count_votes_(logits, samples, start_counts(B, K, device))
+    ops.count_votes_(logits, samples, counts, nonfinite)
+    want_nf = torch.full((B,), 2, dtype=torch.long)
+    want = reference.count_votes_(logits.cpu(), samples, start_counts(B, K, "cpu"), want_nf)
+    assert torch.equal(counts.cpu(), want) and torch.equal(plain, counts)
+    assert torch.equal(nonfinite.cpu(), want_nf)
+    bad_rows = (~torch.isfinite(logits.cpu().float()).all(dim=1)).view(B, samples).sum(dim=1)
+    assert torch.equal(want_nf - 2, bad_rows) and int(bad_rows.sum()) > 0
+
+
+@pytest.mark.parametrize("device", cpu_and_cuda())
+def test_finite_extremes_are_not_flagged(device):
+    big = torch.finfo(torch.float32).max
+    logits = torch.tensor([[big, -big, 0.0], [1e-45, -0.0, 3.0]], device=device)
+    nonfinite = torch.zeros(2, dtype=torch.long, device=device)
+    ops.count_votes_(logits, 1, torch.zeros(2, 3, dtype=torch.long, device=device), nonfinite)
+    assert nonfinite.tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("device", cpu_and_cuda())
 def test_accumulates_across_calls(device):
     B, K, samples = 3, 7, 20
     counts = torch.zeros(B, K, dtype=torch.long, device=device)
@@ -165,6 +198,13 @@ def test_errors(device):
         ((torch.zeros(6, 3, dtype=torch.long, device=device), 1, torch.zeros(6, 3, **long)),
          "logits must be floating point"),
     ]
+    counts = torch.zeros(6, 3, **long)
+    cases += [
+        ((logits, 1, counts, torch.zeros(5, **long)), r"nonfinite must be \[B\] = \[6\]"),
+        ((logits, 1, counts, torch.zeros(6, 1, **long)), "nonfinite must be"),
+        ((logits, 1, counts, torch.zeros(6, dtype=torch.int32, device=device)), "nonfinite must be int64"),
+        ((logits, 1, counts, torch.zeros(12, **long)[::2]), "nonfinite must be contiguous"),
+    ]
     for args, msg in cases:
         counts_before = args[2].clone()
         with pytest.raises(RuntimeError, match=msg):
@@ -176,3 +216,10 @@ def test_errors(device):
 def test_mixed_devices_rejected():
     with pytest.raises(RuntimeError, match="count_votes_: logits on"):
         raw(torch.zeros(4, 3, device="cuda"), 1, torch.zeros(4, 3, dtype=torch.long))
+
+
+@pytest.mark.needs_cuda
+def test_nonfinite_on_another_device_rejected():
+    logits = torch.zeros(4, 3, device="cuda")
+    with pytest.raises(RuntimeError, match="count_votes_: nonfinite on"):
+        raw(logits, 1, torch.zeros(4, 3, dtype=torch.long, device="cuda"), torch.zeros(4, dtype=torch.long))

@@ -50,6 +50,8 @@ def test_opcheck_count_votes(dtype, rows, samples, K, device):
     logits = torch.randn(rows, K, generator=gen(3)).to(dtype=dtype, device=device)
     counts = torch.zeros(rows // samples, K, dtype=torch.long, device=device)
     torch.library.opcheck(COUNT_VOTES, (logits, samples, counts))
+    nonfinite = torch.zeros(rows // samples, dtype=torch.long, device=device)
+    torch.library.opcheck(COUNT_VOTES, (logits, samples, counts, nonfinite))
 
 
 def test_opcheck_cuda_version():

@@ -69,14 +69,16 @@ SC_HD void sincos_turn(float u, float* sn, float* cs) {
   const float c = 1.0f + t2 * (-0.5f + t2 * (4.16666667e-02f + t2 * (-1.38888889e-03f +
                   t2 * (2.48015873e-05f + t2 * -2.75573192e-07f))));
   // Quarter turns q: odd q swaps sin and cos; q in {2, 3} negates sin and
-  // q in {1, 2} negates cos. Multiplications by exact 0, 1 and -1 instead of
-  // selects keep the CPU loop branch-free (and vectorisable).
+  // q in {1, 2} negates cos. Selects and sign-bit flips are exact, and
+  // vectorise to blends and xors.
   const int32_t q = ki & 3;
-  const float swap = static_cast<float>(q & 1);
-  const float sq = swap * c + (1.0f - swap) * s;
-  const float cq = swap * s + (1.0f - swap) * c;
-  *sn = sq * (1.0f - static_cast<float>(q & 2));
-  *cs = cq * (1.0f - static_cast<float>((q + 1) & 2));
+  const bool swap = (q & 1) != 0;
+  const float sq = swap ? c : s;
+  const float cq = swap ? s : c;
+  const uint32_t sin_flip = static_cast<uint32_t>(q & 2) << 30;
+  const uint32_t cos_flip = static_cast<uint32_t>((q + 1) & 2) << 30;
+  *sn = bits_float(static_cast<int32_t>(static_cast<uint32_t>(float_bits(sq)) ^ sin_flip));
+  *cs = bits_float(static_cast<int32_t>(static_cast<uint32_t>(float_bits(cq)) ^ cos_flip));
 }
 
 // One Box-Muller pair from two words: u1 in [2^-32, 1], u2 in [0, 1).

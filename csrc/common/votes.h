@@ -27,19 +27,23 @@ SC_HD float to_float(__half v) { return __half2float(v); }
 SC_HD float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
 #endif
 
+// First-maximum argmax of one row in a single branch-free pass; *nonfinite
+// is set if any logit is NaN or +-inf (v - v is NaN exactly then). A value is
+// taken if it is larger, or if it is the first NaN (once the best is NaN no
+// comparison succeeds), which is torch.argmax's rule.
 template <typename T>
-SC_HD int64_t row_argmax(const T* row, int64_t K) {
+SC_HD int64_t row_argmax(const T* row, int64_t K, bool* nonfinite) {
   int64_t best = 0;
   auto bv = to_float(row[0]);
-  if (bv != bv) return 0;
+  bool bad = !(bv - bv == 0);
   for (int64_t k = 1; k < K; ++k) {
     const auto v = to_float(row[k]);
-    if (v != v) return k;
-    if (v > bv) {
-      bv = v;
-      best = k;
-    }
+    const bool take = (v > bv) | ((v != v) & (bv == bv));
+    best = take ? k : best;
+    bv = take ? v : bv;
+    bad |= !(v - v == 0);
   }
+  *nonfinite = bad;
   return best;
 }
 

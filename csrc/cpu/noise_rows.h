@@ -1,74 +1,111 @@
 // The vectorised float32 row filler of the CPU sample_noise kernel. Included
-// by noise_rows_avx2.cpp (compiled for AVX2) and noise_rows_base.cpp
-// (baseline x86-64) under different function names; sample_noise.cpp picks
-// one at run time. Both perform the same IEEE operations without FMA
-// contraction, so they write identical bits.
+// by noise_rows_{avx512,avx2,base}.cpp, each compiled for its instruction set
+// under its own function name; sample_noise.cpp picks one at run time. All
+// perform the same IEEE operations without FMA contraction, so they write
+// identical bits.
 //
-// Structure of arrays: a block of kBlock quads goes through Philox, then
-// through Box-Muller (or the uniform map), then into the output, each stage a
-// simple loop over the block that the compiler turns into SIMD code.
+// Structure of arrays: a block of kBlock quads of two rows (consecutive
+// samples of one input, so they share x and sigma) goes through Philox
+// (philox_simd.h), then through Box-Muller (or the uniform map), then into the
+// output, each stage a simple loop over the block that the compiler turns into
+// SIMD code. Two rows give the core two independent chains at each stage.
 #include <stdint.h>
 
 #include "../common/sample_noise_params.h"
+#include "philox_simd.h"
 
-#ifndef SC_ROWS_NAME
-#error "define SC_ROWS_NAME before including noise_rows.h"
+#if !defined(SC_ROWS_NAME) || !defined(SC_ROWS_ISA)
+#error "define SC_ROWS_NAME and SC_ROWS_ISA before including noise_rows.h"
 #endif
 
 namespace smoothcert {
 namespace {
 
-constexpr int64_t kBlock = 16;
+// Unit noise of kRows * kBlock quads: lane r * kBlock + j of z0..z3 holds the
+// four values of quad q0 + j of sample key[r].
+template <int64_t Kind, int kRows>
+SC_HD void block_noise(const SampleNoiseParams& p, uint32_t input, const uint32_t* key, uint32_t q0,
+                       float* __restrict z0, float* __restrict z1, float* __restrict z2,
+                       float* __restrict z3) {
+  constexpr int kN = kRows * kBlock;
+  alignas(64) uint32_t w0[kN], w1[kN], w2[kN], w3[kN];
+  philox_block<kRows>(p.seed, p.stream, input, key, q0, w0, w1, w2, w3);
+#pragma omp simd
+  for (int j = 0; j < kN; ++j) {
+    float a0, a1, a2, a3;
+    if (Kind == kUniform) {
+      a0 = uniform_unit(w0[j]);
+      a1 = uniform_unit(w1[j]);
+      a2 = uniform_unit(w2[j]);
+      a3 = uniform_unit(w3[j]);
+    } else {
+      box_muller(w0[j], w1[j], &a0, &a1);
+      box_muller(w2[j], w3[j], &a2, &a3);
+    }
+    z0[j] = a0;
+    z1[j] = a1;
+    z2[j] = a2;
+    z3[j] = a3;
+  }
+}
+
+// out[4j + i] = clamp(x[4j + i] + sign * sigma * z_i[j]) for the kBlock quads
+// of one row (x, sig and out already point at the block's first element).
+template <bool PerElementSigma, bool Clamp>
+SC_HD void store_block(const SampleNoiseParams& p, const float* __restrict x, const float* __restrict sig,
+                       float s0, float sign, const float* __restrict z0, const float* __restrict z1,
+                       const float* __restrict z2, const float* __restrict z3, float* __restrict out) {
+  const float lo = p.clamp_min, hi = p.clamp_max;
+#pragma omp simd
+  for (int j = 0; j < kBlock; ++j) {
+    const float z[4] = {z0[j], z1[j], z2[j], z3[j]};
+    SC_UNROLL
+    for (int i = 0; i < 4; ++i) {
+      const float s = PerElementSigma ? sig[4 * j + i] * sign : s0;
+      float v = x[4 * j + i] + s * z[i];
+      if (Clamp) v = v < lo ? lo : (v > hi ? hi : v);
+      out[4 * j + i] = v;
+    }
+  }
+}
+
+SC_HD uint32_t row_key(const SampleNoiseParams& p, int64_t s) {
+  return static_cast<uint32_t>(p.antithetic ? (s >> 1) : s);
+}
+
+SC_HD float row_sign(const SampleNoiseParams& p, int64_t s) {
+  return (p.antithetic && (s & 1)) ? -1.0f : 1.0f;
+}
 
 template <int64_t Kind, bool PerElementSigma, bool Clamp>
-int64_t rows_impl(const SampleNoiseParams& p, int64_t b, float sign, uint32_t input,
-                  uint32_t key_sample, float* __restrict out) {
+int64_t rows_impl(const SampleNoiseParams& p, int64_t b, int64_t s_begin, int64_t s_end,
+                  float* __restrict out) {
   const float* __restrict x = p.x + b * p.D;
   const float* __restrict sig = p.sigma + b * p.sigma_b_stride;
-  const float s0 = sig[0] * sign;
-  const float lo = p.clamp_min, hi = p.clamp_max;
+  const auto input = static_cast<uint32_t>(p.ids[b]);
   const int64_t blocks = (p.D / 4) / kBlock;
-  for (int64_t blk = 0; blk < blocks; ++blk) {
-    const int64_t q0 = blk * kBlock;
-    uint32_t w0[kBlock], w1[kBlock], w2[kBlock], w3[kBlock];
-    float z0[kBlock], z1[kBlock], z2[kBlock], z3[kBlock];
-#pragma omp simd
-    for (int j = 0; j < kBlock; ++j) {
-      const U32x4 w = noise_words(p.seed, p.stream, input, key_sample, static_cast<uint32_t>(q0 + j));
-      w0[j] = w.v[0];
-      w1[j] = w.v[1];
-      w2[j] = w.v[2];
-      w3[j] = w.v[3];
-    }
-#pragma omp simd
-    for (int j = 0; j < kBlock; ++j) {
-      float a0, a1, a2, a3;
-      if (Kind == kUniform) {
-        a0 = uniform_unit(w0[j]);
-        a1 = uniform_unit(w1[j]);
-        a2 = uniform_unit(w2[j]);
-        a3 = uniform_unit(w3[j]);
+  alignas(64) float z0[2 * kBlock], z1[2 * kBlock], z2[2 * kBlock], z3[2 * kBlock];
+  for (int64_t s = s_begin; s < s_end; s += 2) {
+    float* __restrict oa = out + (s - s_begin) * p.D;
+    const bool two = s + 1 < s_end;
+    const uint32_t keys[2] = {row_key(p, s), row_key(p, s + 1)};
+    const float sign_a = row_sign(p, s), sign_b = row_sign(p, s + 1);
+    // An antithetic pair inside the range shares one draw.
+    const bool shared = two && keys[0] == keys[1];
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const int64_t q0 = blk * kBlock;
+      const auto q = static_cast<uint32_t>(q0);
+      if (two && !shared) {
+        block_noise<Kind, 2>(p, input, keys, q, z0, z1, z2, z3);
       } else {
-        box_muller(w0[j], w1[j], &a0, &a1);
-        box_muller(w2[j], w3[j], &a2, &a3);
+        block_noise<Kind, 1>(p, input, keys, q, z0, z1, z2, z3);
       }
-      z0[j] = a0;
-      z1[j] = a1;
-      z2[j] = a2;
-      z3[j] = a3;
-    }
-    const float* __restrict xb = x + 4 * q0;
-    const float* __restrict sb = sig + 4 * q0;
-    float* __restrict ob = out + 4 * q0;
-#pragma omp simd
-    for (int j = 0; j < kBlock; ++j) {
-      const float z[4] = {z0[j], z1[j], z2[j], z3[j]};
-      SC_UNROLL
-      for (int i = 0; i < 4; ++i) {
-        const float s = PerElementSigma ? sb[4 * j + i] * sign : s0;
-        float v = xb[4 * j + i] + s * z[i];
-        if (Clamp) v = v < lo ? lo : (v > hi ? hi : v);
-        ob[4 * j + i] = v;
+      store_block<PerElementSigma, Clamp>(p, x + 4 * q0, sig + 4 * q0, sig[0] * sign_a, sign_a, z0, z1, z2,
+                                          z3, oa + 4 * q0);
+      if (two) {
+        const int64_t o = shared ? 0 : kBlock;
+        store_block<PerElementSigma, Clamp>(p, x + 4 * q0, sig + 4 * q0, sig[0] * sign_b, sign_b, z0 + o,
+                                            z1 + o, z2 + o, z3 + o, oa + p.D + 4 * q0);
       }
     }
   }
@@ -77,21 +114,21 @@ int64_t rows_impl(const SampleNoiseParams& p, int64_t b, float sign, uint32_t in
 
 }  // namespace
 
-// Fills the leading full blocks of one contiguous float32 row; returns the
-// number of quads written (the caller finishes the rest).
-int64_t SC_ROWS_NAME(const SampleNoiseParams& p, int64_t b, float sign, uint32_t input,
-                     uint32_t key_sample, float* out) {
+// Fills the leading full blocks of the rows of samples [s_begin, s_end) of
+// input b (contiguous float32 rows of D elements; out is the row of s_begin);
+// returns the number of quads written per row (the caller finishes the rest).
+int64_t SC_ROWS_NAME(const SampleNoiseParams& p, int64_t b, int64_t s_begin, int64_t s_end, float* out) {
   const bool per_elem = p.sigma_e_stride != 0;
   if (p.kind == kUniform) {
-    if (per_elem) return p.clamp ? rows_impl<kUniform, true, true>(p, b, sign, input, key_sample, out)
-                                 : rows_impl<kUniform, true, false>(p, b, sign, input, key_sample, out);
-    return p.clamp ? rows_impl<kUniform, false, true>(p, b, sign, input, key_sample, out)
-                   : rows_impl<kUniform, false, false>(p, b, sign, input, key_sample, out);
+    if (per_elem) return p.clamp ? rows_impl<kUniform, true, true>(p, b, s_begin, s_end, out)
+                                 : rows_impl<kUniform, true, false>(p, b, s_begin, s_end, out);
+    return p.clamp ? rows_impl<kUniform, false, true>(p, b, s_begin, s_end, out)
+                   : rows_impl<kUniform, false, false>(p, b, s_begin, s_end, out);
   }
-  if (per_elem) return p.clamp ? rows_impl<kGaussian, true, true>(p, b, sign, input, key_sample, out)
-                               : rows_impl<kGaussian, true, false>(p, b, sign, input, key_sample, out);
-  return p.clamp ? rows_impl<kGaussian, false, true>(p, b, sign, input, key_sample, out)
-                 : rows_impl<kGaussian, false, false>(p, b, sign, input, key_sample, out);
+  if (per_elem) return p.clamp ? rows_impl<kGaussian, true, true>(p, b, s_begin, s_end, out)
+                               : rows_impl<kGaussian, true, false>(p, b, s_begin, s_end, out);
+  return p.clamp ? rows_impl<kGaussian, false, true>(p, b, s_begin, s_end, out)
+                 : rows_impl<kGaussian, false, false>(p, b, s_begin, s_end, out);
 }
 
 }  // namespace smoothcert

@@ -1,10 +1,11 @@
 // CPU kernel of smoothcert::sample_noise: x + sigma * eps written straight
 // into the classifier's batch.
 //
-// Work split: one output row (one sample of one input) per task of
-// at::parallel_for. Contiguous float32 rows go through the vectorised filler
-// (noise_rows.h, AVX2 or baseline, chosen once at run time); other dtypes,
-// channels_last and each row's last few quads take the scalar path.
+// Work split: ranges of output rows (one row = one sample of one input) per
+// task of at::parallel_for. Every row is made by the vectorised filler
+// (noise_rows.h, AVX-512, AVX2 or baseline, chosen once at run time) plus a
+// scalar tail for its last quads; float32 NCHW rows are written in place,
+// other dtypes and channels_last go through a float32 scratch.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
@@ -12,20 +13,23 @@
 #include <c10/util/Half.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <vector>
 #include <type_traits>
 
 #include "../sample_noise_args.h"
 
 namespace smoothcert {
 
-int64_t fill_noise_rows_avx512(const SampleNoiseParams&, int64_t, float, uint32_t, uint32_t, float*);
-int64_t fill_noise_rows_avx2(const SampleNoiseParams&, int64_t, float, uint32_t, uint32_t, float*);
-int64_t fill_noise_rows_base(const SampleNoiseParams&, int64_t, float, uint32_t, uint32_t, float*);
+// (params, input b, first sample, end sample, first row) -> quads filled per row
+int64_t fill_noise_rows_avx512(const SampleNoiseParams&, int64_t, int64_t, int64_t, float*);
+int64_t fill_noise_rows_avx2(const SampleNoiseParams&, int64_t, int64_t, int64_t, float*);
+int64_t fill_noise_rows_base(const SampleNoiseParams&, int64_t, int64_t, int64_t, float*);
 
 namespace {
 
-using RowFiller = int64_t (*)(const SampleNoiseParams&, int64_t, float, uint32_t, uint32_t, float*);
+using RowFiller = int64_t (*)(const SampleNoiseParams&, int64_t, int64_t, int64_t, float*);
 
 // SMOOTHCERT_CPU_BASELINE=1 forces the baseline build and =2 the AVX2 build
 // (tests check that all builds write the same bits).
@@ -42,40 +46,71 @@ RowFiller pick_row_filler() {
   return &fill_noise_rows_base;
 }
 
-template <typename T>
-void generic_quads(const SampleNoiseParams& p, int64_t row, int64_t q_begin, T* out) {
-  const int64_t b = row / p.samples;
-  const int64_t s = p.sample_start + row % p.samples;
+// Finishes quads [q_begin, ceil(D / 4)) of one plain float32 row (the part
+// the vectorised filler leaves: a partial block and a partial last quad).
+void tail_quads(const SampleNoiseParams& p, int64_t b, int64_t s, int64_t q_begin, float* row) {
   for (int64_t q = q_begin; 4 * q < p.D; ++q) {
     float z[4];
-    unit_noise_quad(p.seed, p.stream, static_cast<uint32_t>(p.ids[b]), s, p.antithetic,
-                    p.kind, static_cast<uint32_t>(q), z);
-    for (int i = 0; i < 4 && 4 * q + i < p.D; ++i) {
-      const int64_t e = 4 * q + i;
-      out[out_offset(p, row, e)] = static_cast<T>(noisy_value(p, b, e, z[i]));
+    unit_noise_quad(p.seed, p.stream, static_cast<uint32_t>(p.ids[b]), s, p.antithetic, p.kind,
+                    static_cast<uint32_t>(q), z);
+    for (int i = 0; i < 4 && 4 * q + i < p.D; ++i) row[4 * q + i] = noisy_value(p, b, 4 * q + i, z[i]);
+  }
+}
+
+// Rows of samples [s0, s1) of input b as plain float32 rows at `rows`.
+void plain_rows(RowFiller fill, const SampleNoiseParams& p, int64_t b, int64_t s0, int64_t s1,
+                float* rows) {
+  const int64_t q_begin = fill(p, b, s0, s1, rows);
+  for (int64_t s = s0; s < s1; ++s) tail_quads(p, b, s, q_begin, rows + (s - s0) * p.D);
+}
+
+// Copies plain float32 rows into the output's dtype and layout (a transpose
+// to NHWC for channels_last); the values are the float32 ones, rounded once.
+template <typename T>
+void convert_rows(const SampleNoiseParams& p, const float* rows, int64_t n, T* out) {
+  for (int64_t r = 0; r < n; ++r) {
+    const float* src = rows + r * p.D;
+    T* dst = out + r * p.D;
+    if (!p.channels_last) {
+      for (int64_t e = 0; e < p.D; ++e) dst[e] = static_cast<T>(src[e]);
+    } else {
+      for (int64_t c = 0; c < p.C; ++c)
+        for (int64_t hw = 0; hw < p.HW; ++hw) dst[hw * p.C + c] = static_cast<T>(src[c * p.HW + hw]);
     }
   }
 }
 
 template <typename T>
 void run_rows(const SampleNoiseParams& p, T* out) {
-  static const RowFiller fill_rows = pick_row_filler();
+  static const RowFiller fill = pick_row_filler();
+  constexpr bool kDirect = std::is_same_v<T, float>;
   const int64_t rows = p.B * p.samples;
   const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(p.D, 1));
+  // Other dtypes and layouts go through a small float32 scratch (rows of one
+  // input at a time), so they share the vectorised filler.
+  const int64_t scratch_rows = std::max<int64_t>(2, 16384 / std::max<int64_t>(p.D, 1));
   at::parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
-    for (int64_t row = r0; row < r1; ++row) {
-      int64_t q_begin = 0;
-      if constexpr (std::is_same_v<T, float>) {
+    std::vector<float> scratch;
+    // The task's rows, input by input: each input's rows are consecutive
+    // samples, which the vectorised filler takes two at a time.
+    for (int64_t r = r0; r < r1;) {
+      const int64_t b = r / p.samples;
+      const int64_t end = std::min(r1, (b + 1) * p.samples);
+      const int64_t s_of_r = p.sample_start - b * p.samples;  // sample index = row + s_of_r
+      if constexpr (kDirect) {
         if (!p.channels_last) {
-          const int64_t b = row / p.samples;
-          const int64_t s = p.sample_start + row % p.samples;
-          const float sign = (p.antithetic && (s & 1)) ? -1.0f : 1.0f;
-          const auto key = static_cast<uint32_t>(p.antithetic ? (s >> 1) : s);
-          const auto input = static_cast<uint32_t>(p.ids[b]);
-          q_begin = fill_rows(p, b, sign, input, key, out + row * p.D);
+          plain_rows(fill, p, b, r + s_of_r, end + s_of_r, out + r * p.D);
+          r = end;
+          continue;
         }
       }
-      generic_quads(p, row, q_begin, out);
+      if (scratch.empty()) scratch.resize(static_cast<size_t>(scratch_rows * p.D));
+      for (; r < end;) {
+        const int64_t n = std::min(end - r, scratch_rows);
+        plain_rows(fill, p, b, r + s_of_r, r + n + s_of_r, scratch.data());
+        convert_rows(p, scratch.data(), n, out + r * p.D);
+        r += n;
+      }
     }
   });
 }

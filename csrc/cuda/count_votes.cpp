@@ -25,8 +25,9 @@ int logits_dtype_code(at::ScalarType t) {
   }
 }
 
-void count_votes_cuda(const at::Tensor& logits, int64_t samples, const at::Tensor& counts) {
-  check_count_votes(logits, samples, counts);
+void count_votes_cuda(const at::Tensor& logits, int64_t samples, const at::Tensor& counts,
+                      const std::optional<at::Tensor>& nonfinite) {
+  check_count_votes(logits, samples, counts, nonfinite);
   const int64_t R = logits.size(0), K = logits.size(1);
   if (R == 0 || K == 0) return;
   const int code = logits_dtype_code(logits.scalar_type());
@@ -35,6 +36,7 @@ void count_votes_cuda(const at::Tensor& logits, int64_t samples, const at::Tenso
   const at::Tensor lc = logits.contiguous();
   const cudaError_t err = launch_count_votes(lc.const_data_ptr(), code, R, K, samples,
                                              counts.data_ptr<int64_t>(),
+                                             nonfinite.has_value() ? nonfinite->data_ptr<int64_t>() : nullptr,
                                              c10::cuda::getCurrentCUDAStream().stream());
   TORCH_CHECK(err == cudaSuccess, "count_votes_: CUDA kernel launch failed: ",
               cudaGetErrorString(err));

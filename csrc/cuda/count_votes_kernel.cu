@@ -28,7 +28,8 @@ static_assert(kThreads % 32 == 0, "the kernel's vote aggregation needs whole war
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
 count_votes_kernel(const T* __restrict__ logits, int64_t rows, int64_t K, int64_t samples,
-                   unsigned long long* __restrict__ counts) {
+                   unsigned long long* __restrict__ counts,
+                   unsigned long long* __restrict__ nonfinite) {
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   const int lane = static_cast<int>(threadIdx.x % 32);
   // The trip count is uniform across the warp (the loop runs while the warp's
@@ -38,8 +39,12 @@ count_votes_kernel(const T* __restrict__ logits, int64_t rows, int64_t K, int64_
        r += step) {
     const bool valid = r < rows;
     unsigned long long slot = ~0ull;
-    if (valid)
-      slot = static_cast<unsigned long long>((r / samples) * K + row_argmax(logits + r * K, K));
+    if (valid) {
+      bool bad;
+      slot = static_cast<unsigned long long>((r / samples) * K + row_argmax(logits + r * K, K, &bad));
+      // Rare (a broken classifier), so a plain atomic per offending row.
+      if (bad && nonfinite != nullptr) atomicAdd(nonfinite + r / samples, 1ull);
+    }
     const unsigned peers = __match_any_sync(0xffffffffu, slot);
     if (valid && lane == __ffs(peers) - 1)
       atomicAdd(counts + slot, static_cast<unsigned long long>(__popc(peers)));
@@ -48,27 +53,28 @@ count_votes_kernel(const T* __restrict__ logits, int64_t rows, int64_t K, int64_
 
 template <typename T>
 cudaError_t launch(const void* logits, int64_t rows, int64_t K, int64_t samples, int64_t* counts,
-                   cudaStream_t stream) {
+                   int64_t* nonfinite, cudaStream_t stream) {
   const int64_t blocks = (rows + kThreads - 1) / kThreads;
   const int grid = static_cast<int>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
   // int64 and unsigned long long share their representation, and the counts
   // only ever grow by non-negative amounts.
   count_votes_kernel<T><<<grid, kThreads, 0, stream>>>(
       static_cast<const T*>(logits), rows, K, samples,
-      reinterpret_cast<unsigned long long*>(counts));
+      reinterpret_cast<unsigned long long*>(counts), reinterpret_cast<unsigned long long*>(nonfinite));
   return cudaGetLastError();
 }
 
 }  // namespace
 
 cudaError_t launch_count_votes(const void* logits, int dtype, int64_t rows, int64_t K,
-                               int64_t samples, int64_t* counts, cudaStream_t stream) {
+                               int64_t samples, int64_t* counts, int64_t* nonfinite,
+                               cudaStream_t stream) {
   if (rows == 0 || K == 0) return cudaSuccess;
   switch (dtype) {
-    case kF32: return launch<float>(logits, rows, K, samples, counts, stream);
-    case kF16: return launch<__half>(logits, rows, K, samples, counts, stream);
-    case kBF16: return launch<__nv_bfloat16>(logits, rows, K, samples, counts, stream);
-    case kF64: return launch<double>(logits, rows, K, samples, counts, stream);
+    case kF32: return launch<float>(logits, rows, K, samples, counts, nonfinite, stream);
+    case kF16: return launch<__half>(logits, rows, K, samples, counts, nonfinite, stream);
+    case kBF16: return launch<__nv_bfloat16>(logits, rows, K, samples, counts, nonfinite, stream);
+    case kF64: return launch<double>(logits, rows, K, samples, counts, nonfinite, stream);
     default: return cudaErrorInvalidValue;
   }
 }

@@ -18,7 +18,7 @@ def _sample_noise_fake(x, ids, sigma, samples, sample_start, seed, stream, kind,
 
 
 @torch.library.register_fake("smoothcert::count_votes_")
-def _count_votes_fake(logits, samples, counts):
+def _count_votes_fake(logits, samples, counts, nonfinite=None):
     torch._check(logits.dim() == 2, lambda: "count_votes_: logits must be 2-D")
     torch._check(counts.dim() == 2, lambda: "count_votes_: counts must be 2-D")
     return None

@@ -105,10 +105,14 @@ def sample_noise(
     return out
 
 
-def count_votes_(logits: torch.Tensor, samples: int, counts: torch.Tensor) -> torch.Tensor:
+def count_votes_(logits: torch.Tensor, samples: int, counts: torch.Tensor,
+                 nonfinite: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Twin of :func:`smoothcert.ops.count_votes_` (argmax + per-input bincount)."""
     B, K = counts.shape
-    if logits.shape[0]:
+    if logits.shape[0] and K:
         winners = logits.argmax(dim=1).view(B, samples)
         counts += torch.nn.functional.one_hot(winners, K).sum(dim=1).to(counts.dtype)
+        if nonfinite is not None:
+            bad = ~torch.isfinite(logits).all(dim=1)
+            nonfinite += bad.view(B, samples).sum(dim=1).to(nonfinite.dtype)
     return counts
