@@ -1,6 +1,7 @@
 """Build guard: the operator library is loaded, every op has its kernels, and a
 machine with a visible GPU did not silently build CPU-only."""
 import os
+import sys
 
 import pytest
 import torch
@@ -21,6 +22,19 @@ def test_extension_loaded():
     assert os.path.isfile(path)
     if os.name == "posix" and torch.__version__ >= (2, 6, 0):
         assert path.endswith(".abi3.so"), path  # built against the limited API (setup.py)
+
+
+@pytest.mark.skipif("OpenMP" not in torch.__config__.parallel_info() or not sys.platform.startswith("linux"),
+                    reason="torch is not an OpenMP build")
+def test_kernels_built_with_openmp():
+    """at::parallel_for is a header template: compiled without -fopenmp, the CPU
+    kernels would silently run on one thread. The module must call into
+    libgomp (the copy torch loaded)."""
+    with open(smoothcert._C.__file__, "rb") as f:
+        assert b"GOMP_parallel" in f.read()
+    with open("/proc/self/maps") as f:
+        gomp = {line.split()[-1] for line in f if "libgomp" in line}
+    assert len(gomp) <= 1, f"two OpenMP runtimes loaded: {sorted(gomp)}"
 
 
 @pytest.mark.parametrize("op", OPS)
