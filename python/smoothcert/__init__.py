@@ -3,6 +3,7 @@ import torch  # noqa: F401  (loads libtorch before the extension)
 
 from . import _C  # noqa: F401  (registers the operators)
 from . import _fake  # noqa: F401
+from . import _autograd  # noqa: F401  (backward of sample_noise)
 from .ops import count_votes_, sample_noise
 from .smooth import CertifyResult, PredictResult, Smooth
 from .models import NormalizeLayer
