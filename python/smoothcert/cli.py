@@ -1,4 +1,4 @@
-"""The ``smoothcert`` command: ``certify``, ``analyze`` and ``demo``."""
+"""The ``smoothcert`` command: ``train``, ``certify``, ``analyze`` and ``demo``."""
 from __future__ import annotations
 
 import argparse
@@ -75,10 +75,12 @@ def _add_demo(sub) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from . import analyze
+    from . import analyze, train_cli
 
     parser = argparse.ArgumentParser(prog="smoothcert", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    train_cli.add_arguments(sub.add_parser("train", help="train a base classifier (gaussian, smoothadv, macer, "
+                                            "stability); resumable", formatter_class=argparse.ArgumentDefaultsHelpFormatter))
     _add_certify(sub)
     analyze.add_arguments(sub.add_parser("analyze", help="certified accuracy tables and plots of result TSVs"))
     _add_demo(sub)
@@ -89,6 +91,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return _certify(args)
         if args.command == "analyze":
             return analyze.run(args)
+        if args.command == "train":
+            return train_cli.run(args)
         from .demo import run_demo
         return run_demo(args)
     except (ValueError, FileNotFoundError) as e:

@@ -9,10 +9,13 @@ import torch
 from torch import Tensor, nn
 
 from . import data
+from .archs import CifarResNet, ResNet18, ResNet50, WideResNet
 
 __all__ = [
-    "NormalizeLayer", "TinyMLP", "LeNet", "ARCHITECTURES", "register_architecture",
-    "build_model", "save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT",
+    "NormalizeLayer", "TinyMLP", "LeNet", "CifarResNet", "ResNet18", "WideResNet",
+    "ResNet50", "ARCHITECTURES", "register_architecture", "build_model",
+    "count_parameters", "save_checkpoint", "load_checkpoint", "checkpoint_info",
+    "CHECKPOINT_FORMAT",
 ]
 
 CHECKPOINT_FORMAT = "smoothcert-checkpoint-v1"
@@ -112,6 +115,58 @@ def _lenet(num_classes: int, in_channels: int, hw: Tuple[int, int]) -> nn.Module
     return LeNet(in_channels=in_channels, num_classes=num_classes, input_hw=hw)
 
 
+def _check_min_hw(arch: str, hw: Tuple[int, int], least: int) -> None:
+    if min(hw) < least:
+        raise ValueError(f"{arch} needs inputs of at least {least}x{least}, got {tuple(hw)}")
+
+
+def _register_cifar_resnet(depth: int) -> None:
+    name = f"resnet{depth}"
+
+    @register_architecture(name)
+    def _factory(num_classes: int, in_channels: int, hw: Tuple[int, int]) -> nn.Module:
+        _check_min_hw(name, hw, 8)
+        return CifarResNet(depth, num_classes=num_classes, in_channels=in_channels)
+
+    _factory.__name__ = f"_{name}"
+    _factory.__doc__ = f"CIFAR ResNet-{depth} (He et al. 2016), as in Cohen et al. (2019)."
+
+
+for _depth in (20, 56, 110):
+    _register_cifar_resnet(_depth)
+
+
+@register_architecture("resnet18")
+def _resnet18(num_classes: int, in_channels: int, hw: Tuple[int, int]) -> nn.Module:
+    """ResNet-18, CIFAR variant (3x3 stem, no max-pool)."""
+    _check_min_hw("resnet18", hw, 8)
+    return ResNet18(num_classes=num_classes, in_channels=in_channels)
+
+
+@register_architecture("wrn40_2")
+def _wrn40_2(num_classes: int, in_channels: int, hw: Tuple[int, int]) -> nn.Module:
+    """Wide-ResNet-40-2 (Zagoruyko & Komodakis 2016), no dropout."""
+    _check_min_hw("wrn40_2", hw, 8)
+    return WideResNet(40, 2, num_classes=num_classes, in_channels=in_channels)
+
+
+@register_architecture("resnet50")
+def _resnet50(num_classes: int, in_channels: int, hw: Tuple[int, int]) -> nn.Module:
+    """ImageNet ResNet-50 (v1.5 stride placement); meant for 224x224 inputs."""
+    _check_min_hw("resnet50", hw, 16)
+    return ResNet50(num_classes=num_classes, in_channels=in_channels)
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameter elements of ``model`` (buffers such as BN statistics excluded).
+
+    Shared parameters are counted once; ``trainable_only`` counts only those with
+    ``requires_grad``.
+    """
+    return sum(p.numel() for p in model.parameters()
+               if p.requires_grad or not trainable_only)
+
+
 def build_model(arch: str, dataset: str) -> nn.Sequential:
     """``nn.Sequential(NormalizeLayer(dataset stats), net)``; input [B, C, H, W] in [0, 1]."""
     if arch not in ARCHITECTURES:
@@ -167,6 +222,35 @@ def save_checkpoint(path: str, model: nn.Module, *, arch: str, dataset: str,
             os.remove(tmp)
 
 
+_INFO_KEYS = ("format", "arch", "dataset", "num_classes", "meta")
+
+
+def _read(path: str, map_location: Any = "cpu", mmap: bool = False) -> Any:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except Exception as e:  # pickle of arbitrary objects, not a torch file, ...
+        if mmap:  # e.g. a legacy (non-zip) torch file, which cannot be memory-mapped
+            return _read(path, map_location, mmap=False)
+        raise ValueError(f"{path}: cannot load as a weights-only torch file: {e}") from e
+
+
+def _not_ours(path: str, obj: Any) -> str:
+    found = (f"dict with keys {sorted(map(str, obj))[:10]}" if isinstance(obj, dict)
+             else type(obj).__name__)
+    return f"{path}: not a smoothcert checkpoint (no 'format' key; found {found})"
+
+
+def _check_format(path: str, obj: Dict[str, Any]) -> None:
+    if obj["format"] != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: unsupported checkpoint format {obj['format']!r}, "
+                         f"expected {CHECKPOINT_FORMAT!r}")
+    missing = [k for k in _INFO_KEYS + ("state_dict",) if k not in obj]
+    if missing:
+        raise ValueError(f"{path}: corrupt checkpoint, missing keys {missing}")
+
+
 def load_checkpoint(path: str, map_location: Any = "cpu", *, arch: Optional[str] = None,
                     dataset: Optional[str] = None) -> Tuple[nn.Sequential, Dict[str, Any]]:
     """Rebuild a model from a checkpoint, in eval mode.
@@ -179,22 +263,15 @@ def load_checkpoint(path: str, map_location: Any = "cpu", *, arch: Optional[str]
         (model, info) where info has format, arch, dataset, num_classes and meta.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # pickle of arbitrary objects, not a torch file, ...
-        raise ValueError(f"{path}: cannot load as a weights-only torch file: {e}") from e
+    obj = _read(path, map_location)
     if isinstance(obj, dict) and "format" in obj:
-        if obj["format"] != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path}: unsupported checkpoint format {obj['format']!r}, "
-                             f"expected {CHECKPOINT_FORMAT!r}")
+        _check_format(path, obj)
         for key, given in (("arch", arch), ("dataset", dataset)):
             if given is not None and given != obj[key]:
                 raise ValueError(f"{path}: checkpoint has {key}={obj[key]!r}, caller asked {given!r}")
         model = build_model(obj["arch"], obj["dataset"])
         model.load_state_dict(obj["state_dict"], strict=True)
-        info = {k: obj[k] for k in ("format", "arch", "dataset", "num_classes", "meta")}
+        info = {k: obj[k] for k in _INFO_KEYS}
     elif (arch is not None and dataset is not None and isinstance(obj, dict)
           and all(isinstance(v, Tensor) for v in obj.values())):
         model = build_model(arch, dataset)
@@ -205,10 +282,28 @@ def load_checkpoint(path: str, map_location: Any = "cpu", *, arch: Optional[str]
         info = {"format": None, "arch": arch, "dataset": dataset,
                 "num_classes": data.num_classes(dataset), "meta": {}}
     else:
-        found = (f"dict with keys {sorted(map(str, obj))[:10]}" if isinstance(obj, dict)
-                 else type(obj).__name__)
-        raise ValueError(f"{path}: not a smoothcert checkpoint (no 'format' key; found {found}); "
-                         "for a raw state_dict pass arch= and dataset=")
+        raise ValueError(_not_ours(path, obj) + "; for a raw state_dict pass arch= and dataset=")
     model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu")
     model.eval()
     return model, info
+
+
+def checkpoint_info(path: str) -> Dict[str, Any]:
+    """The metadata of a checkpoint written by :func:`save_checkpoint`, without building the model.
+
+    Loads with ``weights_only=True`` (memory-mapped where possible, so the weights are
+    not read into memory) and returns a dict with ``format``, ``arch``, ``dataset``,
+    ``num_classes`` and ``meta`` (what :func:`save_checkpoint` was given: training
+    method, sigma, epochs, command line, ...). The dataset and architecture need not
+    be known to this installation.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: not a weights-only torch file, or not a smoothcert checkpoint.
+    """
+    path = os.fspath(path)
+    obj = _read(path, "cpu", mmap=True)
+    if not (isinstance(obj, dict) and "format" in obj):
+        raise ValueError(_not_ours(path, obj))
+    _check_format(path, obj)
+    return {k: obj[k] for k in _INFO_KEYS}

@@ -1,74 +1,277 @@
-"""Training base classifiers with Gaussian data augmentation (Cohen et al. 2019).
+"""Training base classifiers for randomized smoothing: one loop for every method
+in :mod:`smoothcert.losses` (gaussian, smoothadv, macer, stability).
 
-The noise comes from the same fused sampler as certification, on its own
-stream (``ops.TRAINING_STREAM``), keyed by (seed, example index, epoch), so a
-run is reproducible and its noise is independent of the certification draws.
+Reproducible and resumable by construction:
+
+* the noise comes from the fused counter-based sampler on its own stream
+  (``ops.TRAINING_STREAM``), keyed by (seed, example index, epoch), so it is
+  independent of every certification draw;
+* epoch e's shuffle and augmentation come from a generator seeded by
+  (seed, e), so nothing random needs saving;
+* after every epoch the weights and optimiser/scheduler state go to
+  ``<out>.state`` and the model to a certifiable checkpoint; rerunning the same
+  command resumes after the last finished epoch and ends with the same
+  weights as an uninterrupted run (on deterministic CPU kernels).
 """
 from __future__ import annotations
 
-from typing import Optional, Union
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
-import torch.nn.functional as F
+from torch import Tensor
 
-from . import ops
+from . import losses, ops
 from .data import Split
 
+# Noise counters reserved per example per epoch (draws per step must fit).
+SAMPLES_PER_EPOCH = 4096
+STATE_FORMAT = "smoothcert-train-state-v1"
 
-def train_gaussian(model: torch.nn.Module, split: Split, sigma: Union[float, torch.Tensor], *,
-                   epochs: int = 30, batch_size: int = 128, lr: float = 0.05, momentum: float = 0.9,
-                   weight_decay: float = 5e-4, seed: int = 0, device: Union[str, torch.device] = "cpu",
-                   progress: bool = True, log: Optional[list] = None) -> torch.nn.Module:
-    """Trains ``model`` on ``x + N(0, sigma^2)`` with SGD and a cosine schedule.
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings (defaults: Cohen et al.'s SGD recipe, cosine decay).
+
+    Attributes:
+        epochs, batch_size, lr, momentum, weight_decay: SGD settings.
+        schedule: ``"cosine"`` (per step, to 0 at the end) or ``"step"``
+            (lr times ``gamma`` at each epoch in ``milestones``).
+        augment: ``"none"`` or ``"crop-flip"`` (pad 4, random crop, horizontal
+            flip: the CIFAR recipe), applied before the noise.
+        seed: keys shuffling, augmentation and noise.
+    """
+
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"
+    milestones: Sequence[int] = field(default_factory=lambda: (30, 60, 90))
+    gamma: float = 0.1
+    augment: str = "none"
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.schedule not in ("cosine", "step"):
+            raise ValueError(f"schedule must be 'cosine' or 'step', got {self.schedule!r}")
+        if self.augment not in ("none", "crop-flip"):
+            raise ValueError(f"augment must be 'none' or 'crop-flip', got {self.augment!r}")
+
+
+def make_method(name: str, **params) -> Callable:
+    """The loss object of a method name in :data:`losses.METHODS`; ``params``
+    are its fields (e.g. ``m``, ``steps``, ``epsilon`` for smoothadv)."""
+    table = {"gaussian": None, "smoothadv": losses.SmoothAdv, "macer": losses.Macer,
+             "stability": losses.Stability}
+    if name not in table:
+        raise ValueError(f"unknown training method {name!r}; known: {', '.join(losses.METHODS)}")
+    if table[name] is None:
+        if params:
+            raise ValueError(f"gaussian takes no parameters, got {sorted(params)}")
+        return losses.gaussian
+    return table[name](**params)
+
+
+def describe(method: Callable) -> Dict[str, Any]:
+    """Plain description of a loss object: {"method": name, **parameters}."""
+    if method is losses.gaussian:
+        return {"method": "gaussian"}
+    name = {losses.SmoothAdv: "smoothadv", losses.Macer: "macer", losses.Stability: "stability"}.get(
+        type(method), type(method).__name__)
+    params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(method).items()}
+    return {"method": name, **params}
+
+
+def _sigma_table(sigma: Union[float, Tensor], N: int, x: Tensor) -> Union[float, Tensor]:
+    if isinstance(sigma, Tensor) and sigma.numel() > 1:
+        if sigma.shape != (N,):
+            raise ValueError(f"a per-example sigma must have shape [{N}], got {list(sigma.shape)}")
+        ops.check_sigma(sigma.float().view(-1, 1))
+        return sigma.float()
+    value = float(sigma)
+    ops.check_sigma(torch.tensor([[value]]))
+    return value
+
+
+def _augment(x: Tensor, gen: torch.Generator) -> Tensor:
+    """Pad 4 (zeros), random 32x32-style crop back to H x W, random horizontal flip."""
+    B, _, H, W = x.shape
+    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
+    dy = torch.randint(0, 9, (B,), generator=gen)
+    dx = torch.randint(0, 9, (B,), generator=gen)
+    flip = torch.rand(B, generator=gen) < 0.5
+    rows = (dy.view(B, 1) + torch.arange(H).view(1, H)).to(x.device)
+    cols = (dx.view(B, 1) + torch.arange(W).view(1, W)).to(x.device)
+    cols = torch.where(flip.view(B, 1).to(x.device), cols.flip(1), cols)
+    b = torch.arange(B, device=x.device).view(B, 1, 1)
+    out = padded.permute(0, 2, 3, 1)[b, rows.view(B, H, 1), cols.view(B, 1, W)]  # [B, H, W, C]
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+def _scheduler(opt, cfg: TrainConfig, steps_per_epoch: int):
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs * steps_per_epoch)
+    return torch.optim.lr_scheduler.MultiStepLR(
+        opt, [m * steps_per_epoch for m in cfg.milestones], gamma=cfg.gamma)
+
+
+def _state_path(out: str) -> str:
+    return out + ".state"
+
+
+def train(model: torch.nn.Module, split: Split, method: Union[str, Callable], sigma: Union[float, Tensor], *,
+          config: Optional[TrainConfig] = None, device: Union[str, torch.device] = "cpu",
+          out: Optional[str] = None, save: Optional[Callable[[torch.nn.Module, Dict[str, Any]], None]] = None,
+          progress: bool = True, log: Optional[List[dict]] = None) -> torch.nn.Module:
+    """Trains ``model`` with a smoothing-aware method and returns it in eval mode.
 
     Args:
-        model: maps ``[N, C, H, W]`` inputs in [0, 1] to logits ``[N, K]``.
-        split: the training data (``split.x`` ``[N, C, H, W]``, ``split.y`` ``[N]``).
-        sigma: a number, or a per-example table ``[N]`` (indexed like ``split.x``).
-        epochs, batch_size, lr, momentum, weight_decay: optimisation settings.
-        seed: keys both the shuffling and the noise.
-        log: if given, one dict per epoch (loss, noisy accuracy) is appended.
-
-    Returns:
-        the trained model, in eval mode.
+        model: maps ``[N, C, H, W]`` inputs in the raw input space to logits.
+        split: training data, ``split.x`` ``[N, C, H, W]`` in memory, ``split.y`` ``[N]``.
+        method: a name of :data:`losses.METHODS` (default parameters) or a loss
+            object from :mod:`smoothcert.losses` / :func:`make_method`.
+        sigma: a number, or a per-example table ``[N]`` indexed like ``split.x``.
+        config: :class:`TrainConfig`.
+        out: checkpoint path; with it, ``save(model, meta)`` is called after every
+            epoch (it must write ``out``) and the optimiser state goes to
+            ``out + ".state"``; an existing state resumes the run.
+        log: if given, one dict per epoch (epoch, loss, noisy accuracy, lr) is appended.
     """
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
+    cfg = config or TrainConfig()
+    cfg.check()
+    loss_fn = make_method(method) if isinstance(method, str) else method
+    per_step = losses.samples_per_step(loss_fn)
+    if per_step > SAMPLES_PER_EPOCH:
+        raise ValueError(f"{per_step} noise draws per step exceed the {SAMPLES_PER_EPOCH} reserved per epoch")
     N = len(split)
-    per_example = isinstance(sigma, torch.Tensor) and sigma.numel() > 1
-    if per_example and sigma.shape != (N,):
-        raise ValueError(f"a per-example sigma must have shape [{N}], got {list(sigma.shape)}")
-    sig_all = sigma.float().to(device) if per_example else float(sigma)
-    ops.check_sigma(ops.sigma_table(sig_all if per_example else torch.tensor(sig_all), split.x[:1]))
-    model.to(device).train()
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    steps = epochs * ((N + batch_size - 1) // batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    x_all, y_all = split.x.to(device), split.y.to(device)
-    gen = torch.Generator().manual_seed(seed)
-    epoch_iter = range(epochs)
+    if N == 0:
+        raise ValueError("the training split is empty")
+    sig_all = _sigma_table(sigma, N, split.x)
+    if isinstance(sig_all, Tensor):
+        sig_all = sig_all.to(device)
+    model.to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    steps_per_epoch = (N + cfg.batch_size - 1) // cfg.batch_size
+    sched = _scheduler(opt, cfg, steps_per_epoch)
+    history: List[dict] = []
+    start = 0
+    if out is not None and os.path.exists(_state_path(out)):
+        start, history = _resume(out, model, opt, sched, cfg, describe(loss_fn), device)
+        if save is not None and _checkpoint_epochs(out) != start:
+            # A crash between the two writes left the checkpoint one epoch
+            # behind; an up-to-date one is left byte-identical (certification
+            # runs key their resumable files by its hash).
+            model.eval()
+            save(model, {"epochs_done": start, "history": history})
+    x_all, y_all = split.x, split.y
+    bar = None
     if progress:
         from tqdm.auto import tqdm
-        epoch_iter = tqdm(epoch_iter, desc=f"train sigma={sigma if not per_example else 'table'}", unit="epoch")
-    for epoch in epoch_iter:
-        perm = torch.randperm(N, generator=gen).to(device)
+        bar = tqdm(total=(cfg.epochs - start) * steps_per_epoch, desc="train", unit="batch")
+    for epoch in range(start, cfg.epochs):
+        model.train()
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+        perm = torch.randperm(N, generator=gen)
         total, correct, loss_sum = 0, 0, 0.0
-        for i in range(0, N, batch_size):
-            idx = perm[i:i + batch_size]
-            sig = sig_all[idx] if per_example else sig_all
-            noisy = ops.sample_noise(x_all[idx], sig, 1, ids=idx, sample_start=epoch, seed=seed,
-                                     stream=ops.TRAINING_STREAM, validate=False)
-            logits = model(noisy)
-            loss = F.cross_entropy(logits, y_all[idx])
+        kwargs = {}
+        if isinstance(loss_fn, losses.SmoothAdv):
+            kwargs["epsilon"] = loss_fn.epsilon_at(epoch)
+        for i in range(0, N, cfg.batch_size):
+            idx = perm[i:i + cfg.batch_size]
+            x = x_all[idx].to(device)
+            if cfg.augment == "crop-flip":
+                x = _augment(x, gen)
+            y = y_all[idx].to(device)
+            ids = idx.to(device)
+            sig = sig_all[ids] if isinstance(sig_all, Tensor) else sig_all
+
+            def noise(inp: Tensor, m: int, _ids=ids, _sig=sig) -> Tensor:
+                return ops.sample_noise(inp, _sig, m, ids=_ids, sample_start=epoch * SAMPLES_PER_EPOCH,
+                                        seed=cfg.seed, stream=ops.TRAINING_STREAM, validate=False)
+
+            loss, logits = loss_fn(model, x, y, sig, noise, **kwargs)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite training loss at epoch {epoch}, batch {i // cfg.batch_size}; "
+                                         "lower the learning rate")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            loss_sum += loss.item() * idx.numel()
-            correct += int((logits.argmax(1) == y_all[idx]).sum())
-            total += idx.numel()
-        if progress:
-            epoch_iter.set_postfix(loss=f"{loss_sum / total:.3f}", acc=f"{correct / total:.3f}")
+            reps = logits.shape[0] // y.shape[0]
+            loss_sum += float(loss.detach()) * y.shape[0]
+            correct += int((logits.argmax(1) == y.repeat_interleave(reps)).sum()) / reps
+            total += y.shape[0]
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / total:.3f}", acc=f"{correct / total:.3f}")
+        entry = {"epoch": epoch + 1, "loss": loss_sum / total, "noisy_accuracy": correct / total,
+                 "lr": opt.param_groups[0]["lr"]}
+        history.append(entry)
         if log is not None:
-            log.append({"epoch": epoch, "loss": loss_sum / total, "noisy_accuracy": correct / total})
+            log.append(entry)
+        if out is not None:
+            model.eval()
+            # The state (weights included) first: it alone drives a resume, so a
+            # crash between the two writes loses nothing.
+            _save_state(out, model, opt, sched, epoch + 1, history, cfg, describe(loss_fn))
+            if save is not None:
+                save(model, {"epochs_done": epoch + 1, "history": history})
+    if bar is not None:
+        bar.close()
     return model.eval()
+
+
+def _checkpoint_epochs(out: str) -> Optional[int]:
+    from .models import checkpoint_info
+
+    try:
+        return checkpoint_info(out)["meta"].get("epochs_done")
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _save_state(out: str, model, opt, sched, epochs_done: int, history: List[dict], cfg: TrainConfig,
+                method: Dict[str, Any]) -> None:
+    tmp = _state_path(out) + ".tmp"
+    torch.save({"format": STATE_FORMAT, "epochs_done": epochs_done, "optimizer": opt.state_dict(),
+                "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "scheduler": sched.state_dict(), "history": history, "method": method,
+                "config": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(cfg).items()}}, tmp)
+    os.replace(tmp, _state_path(out))
+
+
+def _resume(out: str, model, opt, sched, cfg: TrainConfig, method: Dict[str, Any], device) -> tuple:
+    """Loads weights and optimiser state from ``out + ".state"``; returns (next epoch, history)."""
+    state = torch.load(_state_path(out), map_location=device, weights_only=True)
+    if state.get("format") != STATE_FORMAT:
+        raise ValueError(f"{_state_path(out)}: not a smoothcert training state")
+    saved = state["config"]
+    now = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(cfg).items()}
+    # More epochs may be added to a step schedule; a cosine schedule depends on the total.
+    differ = sorted(k for k in now if saved.get(k) != now[k] and not (k == "epochs" and cfg.schedule == "step"))
+    if state.get("method") != method:
+        differ.append(f"method {state.get('method')} != {method}")
+    if differ:
+        raise ValueError(f"{out}: resuming a run with different settings ({', '.join(differ)}); "
+                         "use another --out or remove the old files")
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    return int(state["epochs_done"]), list(state["history"])
+
+
+def train_gaussian(model: torch.nn.Module, split: Split, sigma: Union[float, Tensor], *,
+                   epochs: int = 30, batch_size: int = 128, lr: float = 0.05, momentum: float = 0.9,
+                   weight_decay: float = 5e-4, seed: int = 0, device: Union[str, torch.device] = "cpu",
+                   progress: bool = True, log: Optional[list] = None) -> torch.nn.Module:
+    """Gaussian data augmentation (Cohen et al.) with SGD and cosine decay, in memory."""
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
+                      weight_decay=weight_decay, seed=seed)
+    return train(model, split, "gaussian", sigma, config=cfg, device=device, progress=progress, log=log)
