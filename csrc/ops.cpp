@@ -19,7 +19,8 @@ TORCH_LIBRARY(smoothcert, m) {
   //   samples, sample_start: rows j in [0, samples) are samples sample_start + j
   //   seed, stream: Philox key and the counter word separating draws
   //                 (selection, estimation, training, ...)
-  //   kind    0 gaussian N(0, sigma^2), 1 uniform with RMS sigma
+  //   kind    0 gaussian N(0, sigma^2), 1 uniform with RMS sigma,
+  //           2 splitting noise (SSN) with lambda = sqrt(3) sigma (x in [0, 1])
   //   antithetic: samples 2p and 2p+1 are x + eps_p and x - eps_p
   //   clamp_min/max: optional clamp of every output value
   //   out_dtype: float32 (default), float16, bfloat16 or float64
@@ -37,6 +38,24 @@ TORCH_LIBRARY(smoothcert, m) {
   //             logit, accumulated in place (the engine refuses such votes
   //             without a separate pass over the logits)
   m.def("count_votes_(Tensor logits, int samples, Tensor(a!) counts, Tensor(b!)? nonfinite=None) -> ()");
+  // Deterministic splitting noise (DSSN, seed-001 §3 and §7): the noisy copies
+  // of each grid image for a set of split offsets, by the exact integer
+  // transform (no RNG).
+  //   x        [B, *S] float32 values on the grid {0, 1/q, ..., 1}, or uint8
+  //            pixels (q >= 255); the caller checks the grid
+  //   v        [D] int32 fixed per-element offsets in [0, L), D = prod(S),
+  //            C,H,W order
+  //   offsets  [1|B, nb] int64 split offsets b in [0, L) (a shared range for
+  //            certification, a random b per example for training)
+  //   levels   L = floor(2 lambda q); q: grid steps
+  //   mean, std: optional [C] float32, fused (value - mean[c]) / std[c]
+  //   out_dtype: float32 (default), float16, bfloat16 or float64
+  //   channels_last: output in NHWC memory order (4-D x only)
+  // Returns [B * nb, *S]; row b * nb + j uses offsets[b or 0, j]. Values
+  // before normalisation are exact multiples of 1 / (4q).
+  m.def(
+      "dssn_batch(Tensor x, Tensor v, Tensor offsets, int levels, int q, Tensor? mean, Tensor? std, "
+      "ScalarType? out_dtype, bool channels_last) -> Tensor");
   // -1 for a CPU-only build, else the CUDA version the extension was built with.
   m.def("cuda_version() -> int");
 }

@@ -37,7 +37,8 @@ SampleNoiseParams prepare_sample_noise(
               "sample_noise: sample indices must stay below ", key_limit, ", got ", sample_start + samples);
   TORCH_CHECK(stream >= 0 && stream < (int64_t(1) << 32), "sample_noise: stream must fit in 32 bits, got ", stream);
   TORCH_CHECK(D < (int64_t(1) << 34), "sample_noise: inputs of more than 2^34 elements are not supported, got ", D);
-  TORCH_CHECK(kind == kGaussian || kind == kUniform, "sample_noise: kind must be 0 (gaussian) or 1 (uniform), got ", kind);
+  TORCH_CHECK(kind == kGaussian || kind == kUniform || kind == kSplit,
+              "sample_noise: kind must be 0 (gaussian), 1 (uniform) or 2 (splitting noise), got ", kind);
   TORCH_CHECK(!channels_last || x.dim() == 4, "sample_noise: channels_last needs 4-D x [B, C, H, W], got ", x.dim(), "-D");
   TORCH_CHECK(!(clamp_min && std::isnan(*clamp_min)) && !(clamp_max && std::isnan(*clamp_max)),
               "sample_noise: clamp bounds must not be NaN");

@@ -457,7 +457,7 @@ def test_raw_op_structural_checks():
         (dict(sample_start=2 ** 32, samples=1), "sample indices must stay below"),
         (dict(stream=2 ** 32), "stream must fit in 32 bits"),
         (dict(stream=-1), "stream must fit in 32 bits"),
-        (dict(kind=2), "kind must be 0"),
+        (dict(kind=3), "kind must be 0"),
         (dict(channels_last=True), "channels_last needs 4-D x"),
         (dict(clamp_min=1.0, clamp_max=0.0), r"clamp_min \(1\) > clamp_max \(0\)"),
         (dict(out_dtype=torch.int32), "out_dtype must be float32, float16, bfloat16 or float64"),

@@ -13,6 +13,9 @@
 //    beyond that has probability 2.7e-11 per pair.
 //  * Uniform: (2k+1) 2^-23 - 1 for k < 2^23, exactly symmetric about 0, scaled
 //    by sqrt(3) so that sigma is the RMS of the noise.
+//  * Splitting noise (SSN, Levine & Feizi 2021): the split value is
+//    s = lambda (1 + u) with the same symmetric u, i.e. uniform on (0, 2 lambda)
+//    over 2^23 points; lambda = sqrt(3) sigma as for uniform noise.
 #pragma once
 #include <stdint.h>
 
@@ -97,11 +100,39 @@ SC_HD void box_muller(uint32_t a, uint32_t b, float* z0, float* z1) {
   *z1 = r * sn;
 }
 
-// Uniform on (-sqrt(3), sqrt(3)) (unit variance) from one word.
-SC_HD float uniform_unit(uint32_t w) {
+// Uniform on (-1, 1), exactly symmetric, from one word.
+SC_HD float uniform_sym(uint32_t w) {
   const int32_t k = static_cast<int32_t>(w >> 9);
-  const float sym = static_cast<float>(2 * k + 1) * 1.1920929e-07f - 1.0f;
-  return sym * 1.73205081f;
+  return static_cast<float>(2 * k + 1) * 1.1920929e-07f - 1.0f;
+}
+
+// Uniform on (-sqrt(3), sqrt(3)) (unit variance) from one word.
+SC_HD float uniform_unit(uint32_t w) { return uniform_sym(w) * 1.73205081f; }
+
+constexpr float kSqrt3 = 1.73205081f;
+
+SC_HD float ceil_float(float v) {
+#if defined(__CUDA_ARCH__)
+  return ceilf(v);
+#else
+  return __builtin_ceilf(v);
+#endif
+}
+
+// Splitting noise (seed-001 §2.2, both lambda regimes): the cuts sit at
+// s + 2 lambda n for integers n, with s = lambda (1 + u), u in (-1, 1); the
+// value is the midpoint of the piece of [0, 1] that holds x. The float ops
+// are spelled out one by one so the twin in reference.py can repeat them.
+SC_HD float split_value(float x, float sigma, float u) {
+  const float lam = sigma * kSqrt3;
+  const float two_lam = 2.0f * lam;
+  const float s = lam + lam * u;
+  const float m = ceil_float((x - s) / two_lam);
+  const float up_raw = two_lam * m + s;
+  const float lo_raw = up_raw - two_lam;
+  const float up = up_raw < 1.0f ? up_raw : 1.0f;
+  const float lo = lo_raw > 0.0f ? lo_raw : 0.0f;
+  return 0.5f * (up + lo);
 }
 
 SC_HD void gaussian4(const U32x4& w, float z[4]) {
@@ -114,7 +145,14 @@ SC_HD void uniform4(const U32x4& w, float z[4]) {
   for (int i = 0; i < 4; ++i) z[i] = uniform_unit(w.v[i]);
 }
 
-enum NoiseKind : int64_t { kGaussian = 0, kUniform = 1 };
+SC_HD void sym4(const U32x4& w, float z[4]) {
+  SC_UNROLL
+  for (int i = 0; i < 4; ++i) z[i] = uniform_sym(w.v[i]);
+}
+
+// kSplit's unit noise is the symmetric u of split_value (antithetic pairs
+// use u and -u, i.e. s and 2 lambda - s).
+enum NoiseKind : int64_t { kGaussian = 0, kUniform = 1, kSplit = 2 };
 
 // Unit-scale noise of one quad for one row (input b, sample s). In antithetic
 // mode rows 2p and 2p+1 share pair p's draw with opposite signs.
@@ -126,6 +164,8 @@ SC_HD void unit_noise_quad(uint64_t seed, uint32_t stream, uint32_t input,
   const U32x4 w = noise_words(seed, stream, input, key_sample, quad);
   if (kind == kUniform) {
     uniform4(w, z);
+  } else if (kind == kSplit) {
+    sym4(w, z);
   } else {
     gaussian4(w, z);
   }

@@ -32,7 +32,7 @@ struct SampleNoiseParams {
 SC_HD float noisy_value(const SampleNoiseParams& p, int64_t b, int64_t e,
                         float z) {
   const float s = p.sigma[b * p.sigma_b_stride + e * p.sigma_e_stride];
-  float v = p.x[b * p.D + e] + s * z;
+  float v = p.kind == kSplit ? split_value(p.x[b * p.D + e], s, z) : p.x[b * p.D + e] + s * z;
   if (p.clamp) v = v < p.clamp_min ? p.clamp_min : (v > p.clamp_max ? p.clamp_max : v);
   return v;
 }

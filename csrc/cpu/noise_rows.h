@@ -38,6 +38,11 @@ SC_HD void block_noise(const SampleNoiseParams& p, uint32_t input, const uint32_
       a1 = uniform_unit(w1[j]);
       a2 = uniform_unit(w2[j]);
       a3 = uniform_unit(w3[j]);
+    } else if (Kind == kSplit) {
+      a0 = uniform_sym(w0[j]);
+      a1 = uniform_sym(w1[j]);
+      a2 = uniform_sym(w2[j]);
+      a3 = uniform_sym(w3[j]);
     } else {
       box_muller(w0[j], w1[j], &a0, &a1);
       box_muller(w2[j], w3[j], &a2, &a3);
@@ -51,7 +56,8 @@ SC_HD void block_noise(const SampleNoiseParams& p, uint32_t input, const uint32_
 
 // out[4j + i] = clamp(x[4j + i] + sign * sigma * z_i[j]) for the kBlock quads
 // of one row (x, sig and out already point at the block's first element).
-template <bool PerElementSigma, bool Clamp>
+// Splitting noise needs the positive sigma, so its sign goes on z instead.
+template <int64_t Kind, bool PerElementSigma, bool Clamp>
 SC_HD void store_block(const SampleNoiseParams& p, const float* __restrict x, const float* __restrict sig,
                        float s0, float sign, const float* __restrict z0, const float* __restrict z1,
                        const float* __restrict z2, const float* __restrict z3, float* __restrict out) {
@@ -61,8 +67,13 @@ SC_HD void store_block(const SampleNoiseParams& p, const float* __restrict x, co
     const float z[4] = {z0[j], z1[j], z2[j], z3[j]};
     SC_UNROLL
     for (int i = 0; i < 4; ++i) {
-      const float s = PerElementSigma ? sig[4 * j + i] * sign : s0;
-      float v = x[4 * j + i] + s * z[i];
+      float v;
+      if (Kind == kSplit) {
+        v = split_value(x[4 * j + i], PerElementSigma ? sig[4 * j + i] : s0, sign * z[i]);
+      } else {
+        const float s = PerElementSigma ? sig[4 * j + i] * sign : s0;
+        v = x[4 * j + i] + s * z[i];
+      }
       if (Clamp) v = v < lo ? lo : (v > hi ? hi : v);
       out[4 * j + i] = v;
     }
@@ -75,6 +86,12 @@ SC_HD uint32_t row_key(const SampleNoiseParams& p, int64_t s) {
 
 SC_HD float row_sign(const SampleNoiseParams& p, int64_t s) {
   return (p.antithetic && (s & 1)) ? -1.0f : 1.0f;
+}
+
+// The shared sigma of a row with one sigma per input: sign-folded for the
+// additive kinds, positive for splitting noise.
+SC_HD float scalar_sigma(int64_t kind, const float* sig, float sign) {
+  return kind == kSplit ? sig[0] : sig[0] * sign;
 }
 
 template <int64_t Kind, bool PerElementSigma, bool Clamp>
@@ -100,12 +117,12 @@ int64_t rows_impl(const SampleNoiseParams& p, int64_t b, int64_t s_begin, int64_
       } else {
         block_noise<Kind, 1>(p, input, keys, q, z0, z1, z2, z3);
       }
-      store_block<PerElementSigma, Clamp>(p, x + 4 * q0, sig + 4 * q0, sig[0] * sign_a, sign_a, z0, z1, z2,
-                                          z3, oa + 4 * q0);
+      store_block<Kind, PerElementSigma, Clamp>(p, x + 4 * q0, sig + 4 * q0, scalar_sigma(Kind, sig, sign_a),
+                                                sign_a, z0, z1, z2, z3, oa + 4 * q0);
       if (two) {
         const int64_t o = shared ? 0 : kBlock;
-        store_block<PerElementSigma, Clamp>(p, x + 4 * q0, sig + 4 * q0, sig[0] * sign_b, sign_b, z0 + o,
-                                            z1 + o, z2 + o, z3 + o, oa + p.D + 4 * q0);
+        store_block<Kind, PerElementSigma, Clamp>(p, x + 4 * q0, sig + 4 * q0, scalar_sigma(Kind, sig, sign_b),
+                                                  sign_b, z0 + o, z1 + o, z2 + o, z3 + o, oa + p.D + 4 * q0);
       }
     }
   }
@@ -119,6 +136,12 @@ int64_t rows_impl(const SampleNoiseParams& p, int64_t b, int64_t s_begin, int64_
 // returns the number of quads written per row (the caller finishes the rest).
 int64_t SC_ROWS_NAME(const SampleNoiseParams& p, int64_t b, int64_t s_begin, int64_t s_end, float* out) {
   const bool per_elem = p.sigma_e_stride != 0;
+  if (p.kind == kSplit) {
+    if (per_elem) return p.clamp ? rows_impl<kSplit, true, true>(p, b, s_begin, s_end, out)
+                                 : rows_impl<kSplit, true, false>(p, b, s_begin, s_end, out);
+    return p.clamp ? rows_impl<kSplit, false, true>(p, b, s_begin, s_end, out)
+                   : rows_impl<kSplit, false, false>(p, b, s_begin, s_end, out);
+  }
   if (p.kind == kUniform) {
     if (per_elem) return p.clamp ? rows_impl<kUniform, true, true>(p, b, s_begin, s_end, out)
                                  : rows_impl<kUniform, true, false>(p, b, s_begin, s_end, out);

@@ -9,28 +9,18 @@
 #include <torch/library.h>
 
 #include "../count_votes_args.h"
+#include "../dtype_code_host.h"
 #include "count_votes_kernel.h"
 
 namespace smoothcert {
 namespace {
-
-int logits_dtype_code(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return kF32;
-    case at::kHalf: return kF16;
-    case at::kBFloat16: return kBF16;
-    case at::kDouble: return kF64;
-    default:
-      TORCH_CHECK(false, "count_votes_: logits must be float32, float16, bfloat16 or float64, got ", t);
-  }
-}
 
 void count_votes_cuda(const at::Tensor& logits, int64_t samples, const at::Tensor& counts,
                       const std::optional<at::Tensor>& nonfinite) {
   check_count_votes(logits, samples, counts, nonfinite);
   const int64_t R = logits.size(0), K = logits.size(1);
   if (R == 0 || K == 0) return;
-  const int code = logits_dtype_code(logits.scalar_type());
+  const int code = float_dtype_code(logits.scalar_type(), "count_votes_");
   // After the checks, which put logits and counts on one device.
   const c10::cuda::CUDAGuard guard(counts.device());
   const at::Tensor lc = logits.contiguous();

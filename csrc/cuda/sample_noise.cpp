@@ -12,21 +12,13 @@
 #include <c10/util/Exception.h>
 #include <torch/library.h>
 
+#include "../dtype_code_host.h"
+
 #include "../sample_noise_args.h"
 #include "sample_noise_kernel.h"
 
 namespace smoothcert {
 namespace {
-
-int out_dtype_code(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return kF32;
-    case at::kHalf: return kF16;
-    case at::kBFloat16: return kBF16;
-    case at::kDouble: return kF64;
-    default: TORCH_CHECK(false, "sample_noise: unsupported out_dtype ", t);
-  }
-}
 
 at::Tensor sample_noise_cuda(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& sigma,
                              int64_t samples, int64_t sample_start, int64_t seed, int64_t stream,
@@ -40,7 +32,7 @@ at::Tensor sample_noise_cuda(const at::Tensor& x, const at::Tensor& ids, const a
   if (out.numel() == 0) return out;
   // After the checks, which guarantee that every input is on out's device.
   const c10::cuda::CUDAGuard guard(out.device());
-  const cudaError_t err = launch_sample_noise(p, out.data_ptr(), out_dtype_code(out.scalar_type()),
+  const cudaError_t err = launch_sample_noise(p, out.data_ptr(), float_dtype_code(out.scalar_type(), "sample_noise"),
                                               c10::cuda::getCurrentCUDAStream().stream());
   TORCH_CHECK(err == cudaSuccess, "sample_noise: CUDA kernel launch failed: ",
               cudaGetErrorString(err));

@@ -7,6 +7,9 @@ out[b * m + j] = clamp(x[b] + sigma[b] * eps[b, j]), so
 * d out / d sigma = eps where the clamp is inactive, summed over samples and
   over whichever of the input and element axes the sigma table broadcasts.
 
+Splitting noise (kind 2) is piecewise constant in x (its x-gradient is 0)
+and is not differentiable in sigma here.
+
 eps is recomputed bit-exactly by the same counter-based op (x = 0, sigma = 1),
 so nothing of size [B * m, D] is saved for the backward pass. Training methods
 (SmoothAdv's PGD on the input, data-dependent and per-element sigma
@@ -30,6 +33,10 @@ def _backward(ctx, grad):
     x, ids, sigma = ctx.saved_tensors
     samples, sample_start, seed, stream, kind, antithetic, lo, hi = ctx.args
     need_x, need_sigma = ctx.needs_input_grad[0], ctx.needs_input_grad[2]
+    if kind == 2:
+        if need_sigma:
+            raise RuntimeError("sample_noise: splitting noise (noise='ssn') is not differentiable in sigma")
+        return (torch.zeros_like(x) if need_x else None,) + (None,) * 12
     B, D = x.shape[0], x[0].numel() if x.shape[0] else 1
     g = grad.float().contiguous().view(B, samples, -1)  # [B, m, D]
     clamped = lo is not None or hi is not None

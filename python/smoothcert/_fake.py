@@ -22,3 +22,15 @@ def _count_votes_fake(logits, samples, counts, nonfinite=None):
     torch._check(logits.dim() == 2, lambda: "count_votes_: logits must be 2-D")
     torch._check(counts.dim() == 2, lambda: "count_votes_: counts must be 2-D")
     return None
+
+
+@torch.library.register_fake("smoothcert::dssn_batch")
+def _dssn_batch_fake(x, v, offsets, levels, q, mean, std, out_dtype, channels_last):
+    torch._check(x.dim() >= 1, lambda: "dssn_batch: x must have a batch dimension")
+    torch._check(x.dtype in (torch.float32, torch.uint8), lambda: f"dssn_batch: x must be float32 or uint8, got {x.dtype}")
+    torch._check(v.dim() == 1, lambda: "dssn_batch: v must be [D]")
+    torch._check(offsets.dim() == 2, lambda: "dssn_batch: offsets must be [1 or B, nb]")
+    torch._check(not channels_last or x.dim() == 4, lambda: "dssn_batch: channels_last needs 4-D x")
+    shape = (x.shape[0] * offsets.shape[1], *x.shape[1:])
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return torch.empty(shape, dtype=out_dtype or torch.float32, device=x.device, memory_format=fmt)

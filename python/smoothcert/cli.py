@@ -11,7 +11,8 @@ import torch
 
 
 def _add_certify(sub) -> None:
-    p = sub.add_parser("certify", help="certify a dataset split with Gaussian smoothing (Cohen et al.)",
+    p = sub.add_parser("certify", help="certify a dataset split: Gaussian (L2, Cohen et al.), uniform, SSN or "
+                       "DSSN (L1, Levine & Feizi)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", required=True, help="checkpoint written by smoothcert (or a raw state_dict "
                    "with --arch)")
@@ -19,7 +20,16 @@ def _add_certify(sub) -> None:
     p.add_argument("--dataset", required=True, help="dataset name (digits, mnist, fashion-mnist, ...)")
     p.add_argument("--data-root", default=None, help="directory holding the dataset files")
     p.add_argument("--split", default="test", choices=["train", "test"])
-    p.add_argument("--sigma", type=float, required=True, help="noise level in [0, 1] pixel units")
+    p.add_argument("--sigma", type=float, required=True, help="noise level (RMS) in [0, 1] pixel units")
+    p.add_argument("--noise", default="gaussian", choices=["gaussian", "uniform", "ssn", "dssn"],
+                   help="gaussian: L2 radius; uniform, ssn (Monte Carlo) and dssn (exact, grid inputs): L1 radius")
+    p.add_argument("--q", type=int, default=None, help="dssn: grid steps (default: the checkpoint's, else 255)")
+    p.add_argument("--offset-seed", type=int, default=None,
+                   help="dssn: seed of the offset vector v (default: the checkpoint's, else 0)")
+    p.add_argument("--quantize", action="store_true",
+                   help="dssn: round off-grid inputs to the grid instead of refusing them")
+    p.add_argument("--abstain", action="store_true",
+                   help="uniform/ssn: abstain when pA_lower <= 1/2 (the paper never abstains)")
     p.add_argument("--n0", type=int, default=100, help="selection samples")
     p.add_argument("--n", type=int, default=100000, help="estimation samples")
     p.add_argument("--alpha", type=float, default=0.001, help="one-sided failure probability")
@@ -37,7 +47,6 @@ def _add_certify(sub) -> None:
 def _certify(args) -> int:
     from . import data, models
     from .certify_run import certify_dataset
-    from .smooth import Smooth
 
     dtype = getattr(torch, args.dtype)
     model, info = models.load_checkpoint(args.model, map_location=args.device, arch=args.arch,
@@ -50,10 +59,15 @@ def _certify(args) -> int:
     if args.skip < 1:
         raise SystemExit("--skip must be >= 1")
     indices = list(range(0, stop, args.skip))
-    smooth = Smooth(model, split.num_classes, args.sigma, seed=args.seed,
-                    out_dtype=None if dtype == torch.float32 else dtype)
+    smooth = _make_smooth(args, model, split.num_classes, info, None if dtype == torch.float32 else dtype)
     config = {k: getattr(args, k) for k in ["dataset", "split", "sigma", "n0", "n", "alpha", "skip", "max",
                                             "seed", "dtype"]}
+    if args.noise != "gaussian":  # (gaussian sidecars keep their earlier keys)
+        config.update(noise=args.noise, abstain=args.abstain)
+    if args.noise == "dssn":
+        config.update(q=smooth.q, offset_seed=smooth.seed, levels=smooth.levels, quantize=args.quantize)
+        for k in ("n0", "n", "alpha", "seed"):
+            config.pop(k)
     # The checkpoint's hash, so a resumed file never mixes two models' results.
     with open(args.model, "rb") as f:
         config["model_sha256"] = hashlib.sha256(f.read()).hexdigest()
@@ -62,6 +76,36 @@ def _certify(args) -> int:
                     batch_size=args.batch, out=args.out, config=config, progress=not args.no_progress,
                     device=torch.device(args.device))
     return 0
+
+
+def _make_smooth(args, model, num_classes: int, info: dict, out_dtype):
+    from .smooth import Smooth
+    from .split import SplitSmooth, UniformSmooth
+
+    trained = (info.get("meta") or {}).get("noise") or {}
+    if trained.get("kind", "gaussian") != args.noise:
+        print(f"note: model was trained with {trained.get('kind', 'gaussian')} noise, certifying with "
+              f"{args.noise}", file=sys.stderr)
+    if args.noise == "gaussian":
+        return Smooth(model, num_classes, args.sigma, seed=args.seed, out_dtype=out_dtype)
+    if args.noise == "uniform":
+        return UniformSmooth(model, num_classes, args.sigma, seed=args.seed, out_dtype=out_dtype,
+                             abstain=args.abstain)
+    if args.noise == "ssn":
+        return SplitSmooth(model, num_classes, args.sigma, seed=args.seed, deterministic=False,
+                           out_dtype=out_dtype, abstain=args.abstain)
+    q = args.q if args.q is not None else int(trained.get("q", 255))
+    offset_seed = args.offset_seed if args.offset_seed is not None else int(trained.get("offset_seed", 0))
+    if trained.get("kind") == "dssn":
+        if trained.get("offset_seed", 0) != offset_seed or trained.get("q", 255) != q:
+            print(f"note: model was trained with DSSN q={trained.get('q')} offset seed "
+                  f"{trained.get('offset_seed')}; certifying with q={q} offset seed {offset_seed}", file=sys.stderr)
+    smooth = SplitSmooth(model, num_classes, args.sigma, q=q, seed=offset_seed, deterministic=True,
+                         quantize=args.quantize, out_dtype=out_dtype)
+    if trained.get("kind") == "dssn" and trained.get("levels") not in (None, smooth.levels):
+        print(f"note: model was trained with L={trained['levels']} offsets (another sigma, so another v); "
+              f"certifying with L={smooth.levels}", file=sys.stderr)
+    return smooth
 
 
 def _add_demo(sub) -> None:

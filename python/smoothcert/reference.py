@@ -43,11 +43,17 @@ def _f32(t: torch.Tensor) -> torch.Tensor:
     return t.to(torch.float32)
 
 
+def _sym(words) -> torch.Tensor:
+    return _f32(torch.stack([_f32(_f32(2 * (w >> 9) + 1) * 1.1920929e-07) - 1.0 for w in words], -1))
+
+
 def unit_noise(words, kind: str) -> torch.Tensor:
-    """Four words (each ``[...]`` int64) -> ``[..., 4]`` float32 unit noise."""
+    """Four words (each ``[...]`` int64) -> ``[..., 4]`` float32 unit noise
+    (for ``"ssn"`` the symmetric u in (-1, 1) of :func:`split_value`)."""
+    if kind == "ssn":
+        return _sym(words)
     if kind == "uniform":
-        z = [_f32(_f32(2 * (w >> 9) + 1) * 1.1920929e-07) - 1.0 for w in words]
-        return _f32(torch.stack(z, -1).double() * 1.7320508075688772)
+        return _f32(_sym(words).double() * 1.7320508075688772)
     out = []
     for p in range(2):
         a, b = words[2 * p], words[2 * p + 1]
@@ -58,6 +64,19 @@ def unit_noise(words, kind: str) -> torch.Tensor:
         th = 2.0 * torch.pi * u2.double()
         out += [r * torch.cos(th), r * torch.sin(th)]
     return _f32(torch.stack(out, -1))
+
+
+def split_value(x: torch.Tensor, sigma: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Splitting noise of ``x`` for split value ``s = lambda (1 + u)``, lambda =
+    sqrt(3) sigma (seed-001 §2.2): float32 ops in the kernel's order."""
+    x, sigma, u = _f32(x), _f32(sigma), _f32(u)
+    lam = sigma * torch.tensor(1.73205081, dtype=torch.float32)
+    two = 2.0 * lam
+    s = lam + lam * u
+    m = torch.ceil((x - s) / two)
+    up = torch.clamp(two * m + s, max=1.0)
+    lo = torch.clamp((two * m + s) - two, min=0.0)
+    return 0.5 * (up + lo)
 
 
 def sample_noise(
@@ -96,7 +115,10 @@ def sample_noise(
     if antithetic:
         z = torch.where((s & 1).bool().view(1, samples, 1), -z, z)
     sig = table.view(table.shape[0], 1, table.shape[1])
-    out = x.reshape(B, 1, D) + sig * z
+    if noise == "ssn":
+        out = split_value(x.reshape(B, 1, D), sig, z)
+    else:
+        out = x.reshape(B, 1, D) + sig * z
     if clamp is not None:
         out = out.clamp(min=clamp[0], max=clamp[1])
     out = out.reshape(B * samples, *S).to(out_dtype or torch.float32)
@@ -116,3 +138,34 @@ def count_votes_(logits: torch.Tensor, samples: int, counts: torch.Tensor,
             bad = ~torch.isfinite(logits).all(dim=1)
             nonfinite += bad.view(B, samples).sum(dim=1).to(nonfinite.dtype)
     return counts
+
+
+def dssn_batch(x: torch.Tensor, v: torch.Tensor, offsets: torch.Tensor, levels: int, q: int, *,
+               mean: Optional[torch.Tensor] = None, std: Optional[torch.Tensor] = None,
+               out_dtype: Optional[torch.dtype] = None, channels_last: bool = False) -> torch.Tensor:
+    """Twin of :func:`smoothcert.ops.dssn_batch`, in the integer form of seed-001 §7
+    (C-style division, ceiling by sign), float32 only for the final division."""
+    x = x.cpu()
+    B, S = x.shape[0], tuple(x.shape[1:])
+    X = (x.double() * q).round().long() if x.is_floating_point() else x.long()
+    X = X.reshape(B, 1, -1)
+    offsets = offsets.cpu().long()
+    if offsets.dim() == 1:
+        offsets = offsets.view(1, -1)
+    nb = offsets.shape[1]
+    k = v.cpu().long().view(1, 1, -1) + offsets.view(offsets.shape[0], nb, 1)
+    k = torch.where(k >= levels, k - levels, k)
+    n = X - k
+    m = torch.where(n >= 0, torch.div(n + levels - 1, levels, rounding_mode="floor"),
+                    torch.div(n, levels, rounding_mode="trunc"))
+    U = 2 * (m * levels + k) + 1
+    total = torch.clamp(U, max=2 * q) + torch.clamp(U - 2 * levels, min=0)
+    val = total.to(torch.float32) / torch.tensor(float(4 * q), dtype=torch.float32)
+    val = val.reshape(B * nb, *S)
+    if mean is not None:
+        shape = (1, -1) + (1,) * (len(S) - 1)
+        val = (val - mean.cpu().float().view(shape)) / std.cpu().float().view(shape)
+    out = val.to(out_dtype or torch.float32)
+    if channels_last:
+        out = out.contiguous(memory_format=torch.channels_last)
+    return out

@@ -113,6 +113,8 @@ class Smooth:
     """
 
     ABSTAIN = -1
+    NOISE = "gaussian"  # kind of the fused sampler (subclasses: "uniform", "ssn")
+    NORM = "l2"
 
     def __init__(self, base_classifier: Callable[[torch.Tensor], torch.Tensor], num_classes: int,
                  sigma: Union[float, torch.Tensor], *, seed: int = 0,
@@ -199,13 +201,14 @@ class Smooth:
         top = sel.argmax(dim=1)  # ties to the lowest index
         count_a = est.gather(1, top.view(-1, 1)).view(-1)
         sig = self._radius_sigma(table, B)
-        abstain, pa_lower, radius = stats.certify_from_counts(count_a.numpy(), n, alpha, sig.numpy())
+        abstain, pa_lower, radius = self._certificate(count_a.numpy(), n, alpha, sig.numpy(),
+                                                             X[0].numel() if B else 1)
         pred = torch.where(torch.as_tensor(abstain), torch.full_like(top, self.ABSTAIN), top)
         return CertifyResult(
             prediction=pred, radius=torch.as_tensor(np.asarray(radius, dtype=np.float64)).view(-1),
             count_a=count_a, pa_lower=torch.as_tensor(np.asarray(pa_lower, dtype=np.float64)).view(-1),
             sigma=sig, samples=torch.full((B,), n0 + n, dtype=torch.long), seconds=seconds,
-            selection_counts=sel, counts=est, n0=n0, n=n, alpha=alpha)
+            selection_counts=sel, counts=est, n0=n0, n=n, alpha=alpha, norm=self.NORM)
 
     def predict_batch(self, X: torch.Tensor, n: int, alpha: float, batch_size: int,
                       *, indices: Optional[Union[torch.Tensor, int]] = None) -> PredictResult:
@@ -233,6 +236,10 @@ class Smooth:
                              samples=torch.full((B,), n, dtype=torch.long), seconds=seconds, alpha=alpha)
 
     # ----------------------------------------------------------------- internals
+
+    def _certificate(self, count_a: np.ndarray, n: int, alpha: float, sigma: np.ndarray, dim: int):
+        """(abstain ``[B]`` bool, pA_lower ``[B]``, radius ``[B]``) from the estimation votes."""
+        return stats.certify_from_counts(count_a, n, alpha, sigma)
 
     def _index(self, index: Optional[int]) -> int:
         if index is None:
@@ -299,27 +306,37 @@ class Smooth:
         counts = torch.zeros(G, self.num_classes, dtype=torch.long, device=X.device)
         nonfinite = torch.zeros(G, dtype=torch.long, device=X.device)
         with torch.no_grad():
-            for i0, i1, start, m in _chunks(G, num, batch_size):
+            for i0, i1, start, m in chunks(G, num, batch_size):
                 batch = ops.sample_noise_table(
                     X[i0:i1], ids[i0:i1], table[i0:i1] if table.shape[0] > 1 else table, m,
-                    sample_start=start, seed=self.seed, stream=stream, clamp=self.clamp,
+                    sample_start=start, seed=self.seed, stream=stream, noise=self.NOISE, clamp=self.clamp,
                     out_dtype=self.out_dtype, channels_last=self.channels_last)
-                logits = self.base_classifier(batch)
-                if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or \
-                        logits.shape != (batch.shape[0], self.num_classes):
-                    shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-                    raise ValueError(f"the base classifier must return logits of shape [{batch.shape[0]}, "
-                                     f"{self.num_classes}] (batch, num_classes) for a batch of "
-                                     f"{batch.shape[0]}; got {shape}")
-                ops.count_votes_(logits, m, counts[i0:i1], nonfinite[i0:i1])
-        if bool(nonfinite.any()):
-            i = int(nonfinite.nonzero()[0, 0])
-            raise ValueError(f"the base classifier returned NaN/inf logits for {int(nonfinite[i])} of {num} "
-                             f"noisy samples of input {int(ids[i])}; refusing to count their votes")
+                vote(self.base_classifier, batch, m, counts[i0:i1], nonfinite[i0:i1], self.num_classes)
+        check_nonfinite(nonfinite, num, ids)
         return counts
 
 
-def _chunks(G: int, num: int, batch_size: int) -> Iterator[Tuple[int, int, int, int]]:
+def vote(model: Callable, batch: torch.Tensor, m: int, counts: torch.Tensor, nonfinite: torch.Tensor,
+         num_classes: int) -> None:
+    """Runs ``model`` on ``batch`` ``[G * m, *S]`` and adds each row's argmax to ``counts`` ``[G, K]``
+    (rows with NaN/inf logits are tallied in ``nonfinite`` ``[G]``)."""
+    logits = model(batch)
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape != (batch.shape[0], num_classes):
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(f"the base classifier must return logits of shape [{batch.shape[0]}, {num_classes}] "
+                         f"(batch, num_classes) for a batch of {batch.shape[0]}; got {shape}")
+    ops.count_votes_(logits, m, counts, nonfinite)
+
+
+def check_nonfinite(nonfinite: torch.Tensor, num: int, ids: torch.Tensor) -> None:
+    """Refuses votes of inputs whose classifier returned NaN/inf logits."""
+    if bool(nonfinite.any()):
+        i = int(nonfinite.nonzero()[0, 0])
+        raise ValueError(f"the base classifier returned NaN/inf logits for {int(nonfinite[i])} of {num} "
+                         f"noisy samples of input {int(ids[i])}; refusing to count their votes")
+
+
+def chunks(G: int, num: int, batch_size: int) -> Iterator[Tuple[int, int, int, int]]:
     """(first input, end input, first sample, samples per input) of each forward batch."""
     if num <= batch_size:
         step = max(1, batch_size // num)

@@ -13,7 +13,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", required=True, help="architecture (lenet, resnet20, resnet110, wrn40_2, ...)")
     p.add_argument("--dataset", required=True, help="dataset name (mnist, fashion-mnist, cifar10, digits, ...)")
     p.add_argument("--data-root", default=None, help="directory holding the dataset files")
-    p.add_argument("--sigma", type=float, default=None, help="noise level in [0, 1] pixel units")
+    p.add_argument("--sigma", type=float, default=None, help="noise level (RMS) in [0, 1] pixel units")
+    p.add_argument("--noise", default="gaussian", choices=["gaussian", "uniform", "ssn", "dssn"],
+                   help="training noise; uniform/ssn/dssn (L1 smoothing) with --method gaussian or stability")
+    p.add_argument("--q", type=int, default=255, help="dssn: grid steps of the inputs")
+    p.add_argument("--offset-seed", type=int, default=0,
+                   help="dssn: seed of the fixed offset vector v (stored; certification uses the same)")
     p.add_argument("--sigma-table", default=None,
                    help="torch file holding a per-example sigma tensor [N] (instead of --sigma)")
     p.add_argument("--epochs", type=int, default=30)
@@ -71,11 +76,18 @@ def run(args) -> int:
     cfg = training.TrainConfig(epochs=args.epochs, batch_size=args.batch, lr=args.lr, momentum=args.momentum,
                                weight_decay=args.weight_decay, schedule=args.schedule,
                                milestones=tuple(args.milestones), gamma=args.lr_gamma, augment=args.augment,
-                               seed=args.seed)
+                               seed=args.seed, noise=args.noise, q=args.q, offset_seed=args.offset_seed)
     method = training.make_method(args.method, **_method_params(args))
     torch.manual_seed(args.seed)  # initial weights
     model = models.build_model(args.arch, args.dataset)
-    meta_base = {"method": training.describe(method), "sigma": sigma_desc, "epochs": args.epochs,
+    noise_meta = {"kind": args.noise}
+    if args.noise == "dssn":
+        from .split import dssn_levels
+        if args.sigma is None:
+            raise ValueError("--noise dssn needs one scalar --sigma")
+        noise_meta.update(q=args.q, offset_seed=args.offset_seed, levels=dssn_levels(args.sigma, args.q))
+    meta_base = {"method": training.describe(method), "sigma": sigma_desc, "noise": noise_meta,
+                 "epochs": args.epochs,
                  "train_examples": len(split), "config": {k: (list(v) if isinstance(v, tuple) else v)
                                                           for k, v in vars(cfg).items()},
                  "command": args.command_line}

@@ -25,6 +25,8 @@ from torch import Tensor
 from . import losses, ops
 from .data import Split
 
+NOISES = ("gaussian", "uniform", "ssn", "dssn")
+
 # Noise counters reserved per example per epoch (draws per step must fit).
 SAMPLES_PER_EPOCH = 4096
 STATE_FORMAT = "smoothcert-train-state-v1"
@@ -41,6 +43,11 @@ class TrainConfig:
         augment: ``"none"`` or ``"crop-flip"`` (pad 4, random crop, horizontal
             flip: the CIFAR recipe), applied before the noise.
         seed: keys shuffling, augmentation and noise.
+        noise: ``"gaussian"``, ``"uniform"``, ``"ssn"`` (independent splitting
+            noise) or ``"dssn"`` (one random split offset per example and copy,
+            with the fixed offset vector of ``offset_seed``, the one
+            certification uses); sigma is the noise's RMS for all of them.
+        q, offset_seed: DSSN's grid steps and offset-vector seed.
     """
 
     epochs: int = 30
@@ -53,6 +60,9 @@ class TrainConfig:
     gamma: float = 0.1
     augment: str = "none"
     seed: int = 0
+    noise: str = "gaussian"
+    q: int = 255
+    offset_seed: int = 0
 
     def check(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -63,6 +73,8 @@ class TrainConfig:
             raise ValueError(f"schedule must be 'cosine' or 'step', got {self.schedule!r}")
         if self.augment not in ("none", "crop-flip"):
             raise ValueError(f"augment must be 'none' or 'crop-flip', got {self.augment!r}")
+        if self.noise not in NOISES:
+            raise ValueError(f"noise must be one of {NOISES}, got {self.noise!r}")
 
 
 def make_method(name: str, **params) -> Callable:
@@ -154,6 +166,13 @@ def train(model: torch.nn.Module, split: Split, method: Union[str, Callable], si
     if N == 0:
         raise ValueError("the training split is empty")
     sig_all = _sigma_table(sigma, N, split.x)
+    if cfg.noise != "gaussian" and not (loss_fn is losses.gaussian or isinstance(loss_fn, losses.Stability)):
+        raise ValueError(f"noise {cfg.noise!r} trains with the gaussian (noise augmentation) or stability "
+                         f"methods only; {describe(loss_fn)['method']} assumes Gaussian noise")
+    if cfg.noise == "dssn":
+        if isinstance(sig_all, Tensor):
+            raise ValueError("DSSN training takes one scalar sigma")
+        ops.check_grid(split.x[: min(N, 256)], cfg.q, "training input")
     if isinstance(sig_all, Tensor):
         sig_all = sig_all.to(device)
     model.to(device)
@@ -192,9 +211,7 @@ def train(model: torch.nn.Module, split: Split, method: Union[str, Callable], si
             ids = idx.to(device)
             sig = sig_all[ids] if isinstance(sig_all, Tensor) else sig_all
 
-            def noise(inp: Tensor, m: int, _ids=ids, _sig=sig) -> Tensor:
-                return ops.sample_noise(inp, _sig, m, ids=_ids, sample_start=epoch * SAMPLES_PER_EPOCH,
-                                        seed=cfg.seed, stream=ops.TRAINING_STREAM, validate=False)
+            noise = make_noise(cfg, ids, sig, epoch * SAMPLES_PER_EPOCH)
 
             loss, logits = loss_fn(model, x, y, sig, noise, **kwargs)
             if not torch.isfinite(loss):
@@ -228,6 +245,27 @@ def train(model: torch.nn.Module, split: Split, method: Union[str, Callable], si
     return model.eval()
 
 
+def make_noise(cfg: TrainConfig, ids: Tensor, sigma: Union[float, Tensor], sample_start: int) -> Callable:
+    """``noise(x, m) -> [B * m, *S]`` for one training step: ``m`` noisy copies of each example,
+    keyed by (seed, example id, ``sample_start + j``) so that two calls in a step agree."""
+    if cfg.noise == "dssn":
+        from .split import dssn_levels, dssn_offsets, dssn_training_offsets
+
+        levels = dssn_levels(float(sigma), cfg.q)
+
+        def noise(inp: Tensor, m: int) -> Tensor:
+            v = dssn_offsets(levels, inp[0].numel(), cfg.offset_seed)
+            offsets = dssn_training_offsets(ids, m, levels, seed=cfg.seed, sample_start=sample_start)
+            ops.check_grid(inp, cfg.q, "training input")
+            return ops.dssn_batch(inp, v, offsets, levels, cfg.q, validate=False)
+        return noise
+
+    def noise(inp: Tensor, m: int) -> Tensor:
+        return ops.sample_noise(inp, sigma, m, ids=ids, sample_start=sample_start, seed=cfg.seed,
+                                stream=ops.TRAINING_STREAM, noise=cfg.noise, validate=False)
+    return noise
+
+
 def _checkpoint_epochs(out: str) -> Optional[int]:
     from .models import checkpoint_info
 
@@ -255,7 +293,9 @@ def _resume(out: str, model, opt, sched, cfg: TrainConfig, method: Dict[str, Any
     saved = state["config"]
     now = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(cfg).items()}
     # More epochs may be added to a step schedule; a cosine schedule depends on the total.
-    differ = sorted(k for k in now if saved.get(k) != now[k] and not (k == "epochs" and cfg.schedule == "step"))
+    defaults = vars(TrainConfig())  # states written before a field existed used its default
+    differ = sorted(k for k in now if saved.get(k, defaults[k]) != now[k]
+                    and not (k == "epochs" and cfg.schedule == "step"))
     if state.get("method") != method:
         differ.append(f"method {state.get('method')} != {method}")
     if differ:
