@@ -12,21 +12,15 @@ Reports overhead = (b)/(a) and speedup = (b)/(c), as ratios of samples/s.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
-import time
 
 import numpy as np
 import torch
 
 import smoothcert
+from timing import timed_interleaved, write_json
 from smoothcert import models
 
-
-def sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
 
 
 def classic_counts(model, x, num, batch_size, sigma, num_classes, fmt=torch.contiguous_format):
@@ -44,21 +38,6 @@ def classic_counts(model, x, num, batch_size, sigma, num_classes, fmt=torch.cont
                 counts[idx] += 1
     return counts
 
-
-def timed_interleaved(fns, device, repeat):
-    """Best wall time of each function, timed in interleaved rounds (a, b, c,
-    a, b, c, ...) so that drifting machine load affects all alike."""
-    for fn in fns:
-        fn()  # warm-up (allocations, oneDNN/cuDNN autotuning)
-    sync(device)
-    best = [float("inf")] * len(fns)
-    for _ in range(repeat):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            fn()
-            sync(device)
-            best[i] = min(best[i], time.perf_counter() - t0)
-    return best
 
 
 def build(arch, dataset):
@@ -148,11 +127,7 @@ def main(argv=None):
         print(f"{r['case']:18s} {r['n']:7d} {r['batch']:6d} {s['forward_only']:12.0f} {s['smoothcert']:13.0f} "
               f"{s['classic']:11.0f} {r['overhead']:9.3f} {r['speedup']:7.2f}x")
     if args.json:
-        env = {"torch": torch.__version__, "smoothcert": smoothcert.__version__, "threads": torch.get_num_threads(),
-               "python": platform.python_version(), "machine": platform.machine(), "quick": args.quick,
-               "gpu": torch.cuda.get_device_name() if args.device == "cuda" else None}
-        with open(args.json, "w") as f:
-            json.dump({"env": env, "results": results}, f, indent=2)
+        write_json(args.json, args.device, results, quick=args.quick)
     return results
 
 

@@ -20,14 +20,12 @@ untrained: the work per image does not depend on either.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
-import time
 
 import torch
 
 import smoothcert
+from timing import timed_interleaved, write_json
 from smoothcert import models
 from smoothcert.split import SplitSmooth, UniformSmooth
 
@@ -38,27 +36,6 @@ ALPHA = 0.001
 GROUPS = {"lenet": ("lenet", "mnist"), "resnet20": ("resnet20", "cifar10"), "wrn40_2": ("wrn40_2", "cifar10")}
 
 
-def sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def timed_interleaved(fns, device, repeat, warmups=None):
-    """Best wall time of each function, timed in interleaved rounds (a, b, c,
-    a, b, c, ...) so that drifting machine load affects all alike. ``warmups``
-    (default: ``fns``) are run once first (allocations, oneDNN/cuDNN set-up);
-    a cheaper warm-up keeps a full Monte-Carlo round at n = 100,000 out of it."""
-    for fn in warmups or fns:
-        fn()
-    sync(device)
-    best = [float("inf")] * len(fns)
-    for _ in range(repeat):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            fn()
-            sync(device)
-            best[i] = min(best[i], time.perf_counter() - t0)
-    return best
 
 
 def run_case(name, arch, dataset, sigma, device, n, n0, images, batch, repeat, dtype, channels_last=False):
@@ -158,11 +135,7 @@ def main(argv=None):
             print(f"{r['case']:22s} {r['sigma']:5.2f} {r['n']:7d} {e['ssn']:10.3f} {e['uniform']:10.3f} "
                   f"{r['extrapolated_ratio_ssn']:8.1f}x {r['extrapolated_ratio_uniform']:8.1f}x")
     if args.json:
-        env = {"torch": torch.__version__, "smoothcert": smoothcert.__version__, "threads": torch.get_num_threads(),
-               "python": platform.python_version(), "machine": platform.machine(), "quick": args.quick,
-               "gpu": torch.cuda.get_device_name() if args.device == "cuda" else None}
-        with open(args.json, "w") as f:
-            json.dump({"env": env, "results": results}, f, indent=2)
+        write_json(args.json, args.device, results, quick=args.quick)
     return results
 
 

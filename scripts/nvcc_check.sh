@@ -56,3 +56,29 @@ for src in "${sources[@]}"; do
   echo "nvcc_check: ok $src"
 done
 echo "nvcc_check: ${#sources[@]} CUDA sources compiled for $arch"
+
+# The CUDA bindings (csrc/cuda/*.cpp) are host code against torch's CUDA
+# headers, which a CPU wheel ships except for one generated file; a syntax-only
+# pass with the CUDA toolkit's headers and a stand-in for that file catches
+# their errors before the first GPU build. Skipped when torch is not importable.
+cuda_inc=""
+for d in "${CUDA_HOME:-}" "$(dirname "$(dirname "$(readlink -f "$(command -v "$nvcc_bin")")")")" \
+         /usr/local/cuda /usr/local/cuda-*; do
+  if [[ -n "$d" && -f "$d/include/cuda_runtime.h" ]]; then cuda_inc="$d/include"; break; fi
+done
+if torch_inc=$(python3 -c "import torch.utils.cpp_extension as c; print(' '.join('-I' + p for p in c.include_paths()))" 2>/dev/null) \
+    && [[ -n "$cuda_inc" ]]; then
+  mkdir -p "$out_dir/stub/c10/cuda/impl"
+  echo '#define C10_CUDA_BUILD_SHARED_LIBS' > "$out_dir/stub/c10/cuda/impl/cuda_cmake_macros.h"
+  bindings=(csrc/cuda/*.cpp)
+  for src in "${bindings[@]}"; do
+    # shellcheck disable=SC2086
+    if ! g++ -std=c++17 -fsyntax-only -w -I"$out_dir/stub" $torch_inc -I"$cuda_inc" -Icsrc "$src"; then
+      echo "nvcc_check: FAILED host binding $src" >&2
+      exit 1
+    fi
+    echo "nvcc_check: ok $src (host syntax)"
+  done
+else
+  echo "nvcc_check: host bindings not checked (torch not importable or no CUDA include directory found)"
+fi

@@ -169,10 +169,8 @@ def test_clamp_and_vector_vs_scalar_paths():
 
 # ----------------------------------------------------- the CPU row fillers
 
-_FILLER_SCRIPT = textwrap.dedent("""
-    import sys, torch
-    from smoothcert import ops
-    from helpers import gen
+def filler_cases(sample_noise):
+    """The filler test's outputs of ``sample_noise`` (the op or its twin), by case name."""
     x = torch.rand(3, 784, generator=gen(31))
     xs = torch.rand(2, 3, 17, 19, generator=gen(32))
     sig = torch.rand(3, 17, 19, generator=gen(33)) + 0.05
@@ -180,33 +178,24 @@ _FILLER_SCRIPT = textwrap.dedent("""
     for D in (7, 197, 784):
         for sigma in (0.1, 0.2887, 3.5):
             for anti in (False, True):
-                out[f"{D}_{sigma}_{anti}"] = ops.sample_noise(x[:, :D], sigma, 6, seed=2 ** 63 + 5,
-                                                              sample_start=3, noise="ssn", antithetic=anti)
-    out["per_element"] = ops.sample_noise(xs, sig, 5, seed=1, noise="ssn", antithetic=True)
-    out["full_clamp"] = ops.sample_noise(xs, sig.expand(2, 3, 17, 19) * 0.5, 4, seed=2, noise="ssn",
-                                         clamp=(0.2, 0.8))
-    out["f16_cl"] = ops.sample_noise(xs, 0.4, 3, seed=3, noise="ssn", out_dtype=torch.float16,
-                                     channels_last=True)
-    torch.save(out, sys.argv[1])
+                out[f"{D}_{sigma}_{anti}"] = sample_noise(x[:, :D], sigma, 6, seed=2 ** 63 + 5, sample_start=3,
+                                                          noise="ssn", antithetic=anti)
+    out["per_element"] = sample_noise(xs, sig, 5, seed=1, noise="ssn", antithetic=True)
+    out["full_clamp"] = sample_noise(xs, sig.expand(2, 3, 17, 19) * 0.5, 4, seed=2, noise="ssn", clamp=(0.2, 0.8))
+    out["f16_cl"] = sample_noise(xs, 0.4, 3, seed=3, noise="ssn", out_dtype=torch.float16, channels_last=True)
+    return out
+
+
+_FILLER_SCRIPT = textwrap.dedent("""
+    import sys, torch
+    from smoothcert import ops
+    from test_ssn_noise import filler_cases
+    torch.save(filler_cases(ops.sample_noise), sys.argv[1])
 """)
 
 
 def _filler_twins():
-    x = torch.rand(3, 784, generator=gen(31))
-    xs = torch.rand(2, 3, 17, 19, generator=gen(32))
-    sig = torch.rand(3, 17, 19, generator=gen(33)) + 0.05
-    out = {}
-    for D in (7, 197, 784):
-        for sigma in (0.1, 0.2887, 3.5):
-            for anti in (False, True):
-                out[f"{D}_{sigma}_{anti}"] = reference.sample_noise(x[:, :D], sigma, 6, seed=2 ** 63 + 5,
-                                                                    sample_start=3, noise="ssn", antithetic=anti)
-    out["per_element"] = reference.sample_noise(xs, sig, 5, seed=1, noise="ssn", antithetic=True)
-    out["full_clamp"] = reference.sample_noise(xs, sig.expand(2, 3, 17, 19) * 0.5, 4, seed=2, noise="ssn",
-                                               clamp=(0.2, 0.8))
-    out["f16_cl"] = reference.sample_noise(xs, 0.4, 3, seed=3, noise="ssn", out_dtype=torch.float16,
-                                           channels_last=True)
-    return out
+    return filler_cases(reference.sample_noise)
 
 
 @pytest.mark.slow
@@ -225,10 +214,9 @@ def test_every_cpu_filler_matches_twin(tmp_path):
                                                 stderr=subprocess.PIPE))
     twins = _filler_twins()
     # The filler of this process (whatever SMOOTHCERT_CPU_BASELINE says here).
-    ns = {}
-    exec(_FILLER_SCRIPT.replace("torch.save(out, sys.argv[1])", ""), ns)
+    here_out = filler_cases(ops.sample_noise)
     for key, want in twins.items():
-        assert torch.equal(ns["out"][key], want), ("this process", key)
+        assert torch.equal(here_out[key], want), ("this process", key)
     for forced, (path, proc) in procs.items():
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err.decode()[-2000:]

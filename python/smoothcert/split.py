@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple, Union
 
@@ -32,7 +31,7 @@ import numpy as np
 import torch
 
 from . import ops, stats, stats_l1
-from .smooth import CertifyResult, Smooth, _check_alpha, _check_int, check_nonfinite, chunks, vote
+from .smooth import CertifyResult, Smooth, _check_int, check_nonfinite, chunks, vote
 from .stats_l1 import dssn_levels
 
 __all__ = ["UniformSmooth", "SplitSmooth", "DssnResult", "dssn_levels", "dssn_offsets", "dssn_training_offsets"]
