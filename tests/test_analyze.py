@@ -162,3 +162,23 @@ def test_main_end_to_end(tmp_path, capsys):
     bad.write_text("idx\n")
     assert analyze.main([str(bad)]) == 2
     assert "bad.tsv" in capsys.readouterr().err
+
+
+def test_best_over_files_envelope(tmp_path, capsys):
+    # a certifies (0.5, 0.25, 1.1) correct; b certifies only small radii but more of them
+    a = write_full(tmp_path / "a.tsv")
+    b_rows = [(3, 3, 0.3, 1), (2, 2, 0.3, 1), (1, 1, 0.3, 1), (4, 4, 0.1, 1), (7, 7, 0.0, 1), (0, -1, 0.0, 0)]
+    b = write_full(tmp_path / "b.tsv", rows=b_rows)
+    rc = analyze.main([str(a), str(b), "--radii", "0", "0.3", "1", "--format", "csv",
+                       "--best", "best=a,b", "--best", "only_a=a"])
+    assert rc == 0
+    rows = {r["label"]: r for r in csv.DictReader(io.StringIO(capsys.readouterr().out))}
+    # acc@0: a 3/6, b 5/6; acc@0.3: a 2/6 (0.5, 1.1), b 3/6; acc@1: a 1/6, b 0
+    assert [rows["best"][f"acc@{r}"] for r in ("0", "0.3", "1")] == ["0.833", "0.500", "0.166"]
+    assert rows["only_a"]["acc@0.3"] == rows["a"]["acc@0.3"] == "0.333"
+    assert rows["best"]["ACR"] == "-"
+    short = write_full(tmp_path / "short.tsv", rows=FULL_ROWS[:3])
+    assert analyze.main([str(a), str(short), "--best", "x=a,short"]) == 2
+    assert "different numbers of rows" in capsys.readouterr().err
+    assert analyze.main([str(a), "--best", "x=nope"]) == 2
+    assert analyze.main([str(a), "--best", "x"]) == 2

@@ -190,6 +190,27 @@ def _frac3(k: int, n: int) -> str:
     return f"{m // 1000}.{m % 1000:03d}"
 
 
+def best_of(summaries, name: str, labels) -> dict:
+    """Envelope row "best over files" (e.g. over sigma, as papers report): at each radius the
+    largest certified count among the summaries with these ``labels`` (same number of rows).
+
+    Returns a dict with label, rows, certificate, norm and ``best_counts`` (k,) over the
+    first summary's radii; ACR and abstain rate are not defined for an envelope."""
+    pick = [s for s in summaries if s["label"] in set(labels)]
+    missing = sorted(set(labels) - {s["label"] for s in pick})
+    if missing or not pick:
+        raise ValueError(f"--best {name}: no result file labelled {', '.join(missing) or labels} "
+                         f"(labels: {', '.join(s['label'] for s in summaries)})")
+    if len({s["rows"] for s in pick}) != 1:
+        raise ValueError(f"--best {name}: the files have different numbers of rows "
+                         f"({', '.join(str(s['rows']) for s in pick)}); an envelope needs the same inputs")
+    radii = summaries[0]["radii"]
+    counts = np.max([_certified_counts(s["radius"], s["correct"], radii) for s in pick], axis=0)
+    return {"label": name, "rows": pick[0]["rows"], "radii": radii, "best_counts": counts,
+            "certificate": ", ".join(sorted(set().union(*(s["certificates"] for s in pick)))),
+            "norm": ",".join(sorted({s["norm"] for s in pick}))}
+
+
 def _table(summaries, radii) -> tuple[list[str], list[list[str]]]:
     radii = summaries[0]["radii"] if radii is None and summaries else radii
     radii = np.atleast_1d(np.asarray(radii if radii is not None else [0.0], np.float64))
@@ -201,6 +222,8 @@ def _table(summaries, radii) -> tuple[list[str], list[list[str]]]:
         row = [str(s["label"]), str(n), s["certificate"], s["norm"]]
         if n == 0:
             row += ["n/a"] * (len(radii) + 2)
+        elif "best_counts" in s:
+            row += [_frac3(k, n) for k in s["best_counts"]] + ["-", "-"]
         else:
             counts = _certified_counts(s["radius"], s["correct"], radii)
             row += [_frac3(k, n) for k in counts]
@@ -275,13 +298,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--out-table", metavar="PATH", help="also write the table here")
     parser.add_argument("--plot", metavar="PATH", help="write a certified-accuracy PNG here")
     parser.add_argument("--title", help="plot title")
+    parser.add_argument("--best", action="append", default=[], metavar="NAME=LABEL,LABEL,...",
+                        help="add a table row with the best certified accuracy at each radius over the "
+                             "files with these labels (e.g. best over sigma); repeatable")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``analyze`` from parsed arguments; returns 0.  Raises ValueError on bad input."""
     summaries = summarize(args.results, radii=args.radii, labels=args.labels)
-    table = (to_csv if args.format == "csv" else to_markdown)(summaries, summaries[0]["radii"])
+    rows = list(summaries)
+    for spec in getattr(args, "best", []):
+        name, sep, labels = spec.partition("=")
+        if not sep or not name or not labels:
+            raise ValueError(f"--best wants NAME=LABEL,LABEL,..., got {spec!r}")
+        rows.append(best_of(summaries, name, labels.split(",")))
+    table = (to_csv if args.format == "csv" else to_markdown)(rows, summaries[0]["radii"])
     sys.stdout.write(table)
     if args.out_table:
         Path(args.out_table).write_text(table, encoding="utf-8")
