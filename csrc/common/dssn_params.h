@@ -34,18 +34,14 @@ SC_HD int32_t dssn_pixel(const DssnParams& p, int64_t b, int64_t e) {
 // the cuts sit at (m L + k + 1/2) / q, the piece holding X / q is
 // [max(U - 2L, 0), min(U, 2q)] / (2q) with U = 2 (m L + k) + 1 and
 // m = ceil((X - k) / L), and the value is its midpoint.
-// The ceiling is taken of a float quotient: for |X - k| < 2^24 and
-// L, q < 2^23 a non-integer n / L is at least 1 / L away from the next
-// integer, more than the quotient's rounding error, so it is exact (and
-// vectorises, unlike integer division).
+// m = ceil(n / L) = floor((n + L - 1) / L) for n > -L, taken as the
+// truncation of a float quotient of non-negative integers: for L, q < 2^22 a
+// non-integer quotient is at least 1 / L below the next integer, more than
+// its rounding error, so this is exact, and it vectorises with plain SSE2
+// (unlike integer division or ceilf).
 SC_HD int32_t dssn_quarter_units(int32_t X, int32_t k, int32_t L, int32_t q) {
   const int32_t n = X - k;
-  const float qf = static_cast<float>(n) / static_cast<float>(L);
-#if defined(__CUDA_ARCH__)
-  const int32_t m = static_cast<int32_t>(ceilf(qf));
-#else
-  const int32_t m = static_cast<int32_t>(__builtin_ceilf(qf));
-#endif
+  const int32_t m = static_cast<int32_t>(static_cast<float>(n + L - 1) / static_cast<float>(L));
   const int32_t U = 2 * (m * L + k) + 1;
   const int32_t up = U < 2 * q ? U : 2 * q;
   const int32_t lo = U - 2 * L > 0 ? U - 2 * L : 0;
