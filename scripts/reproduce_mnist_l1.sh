@@ -26,4 +26,7 @@ for s in 0.50 1.00; do
   done
 done
 smoothcert analyze "${tsvs[@]}" --radii 0 0.25 0.5 0.75 1.0 1.25 1.5 --out-table "$out/summary.md" \
-  --plot "$out/certified_accuracy.png" --title "LeNet on MNIST, L1: DSSN exact; SSN/uniform n = 10,000, alpha = 0.001"
+  --best "DSSN best sigma=lenet_dssn_0.50,lenet_dssn_1.00" \
+  --best "SSN best sigma=lenet_ssn_0.50,lenet_ssn_1.00" \
+  --best "uniform best sigma=lenet_uniform_0.50,lenet_uniform_1.00" \
+  --plot "$out/certified_accuracy.png" --title "LeNet/MNIST, L1: DSSN exact; SSN, uniform n=10k"
