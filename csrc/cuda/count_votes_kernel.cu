@@ -10,19 +10,18 @@
 // threads of a warp (consecutive rows) mostly hit the same counter; they are
 // combined first and one lane per distinct counter adds the group's size,
 // instead of up to 32 atomics serialising on one address.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
 
 #include "../common/votes.h"
+#include "launch_common.cuh"
 #include "count_votes_kernel.h"
 
 namespace smoothcert {
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int64_t kMaxBlocks = 65536;
+using cuda_common::kMaxBlocks;
+using cuda_common::kThreads;
 static_assert(kThreads % 32 == 0, "the kernel's vote aggregation needs whole warps");
 
 template <typename T>

@@ -6,23 +6,18 @@
 // one value per output row; consecutive threads take consecutive elements,
 // so every row's stores are coalesced. Only C*H*W input bytes are read per
 // image whatever nb is.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "launch_common.cuh"
 #include "dssn_batch_kernel.h"
 
 namespace smoothcert {
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int64_t kMaxBlocks = 65536;
-
-__device__ __forceinline__ void put(float* p, float v) { *p = v; }
-__device__ __forceinline__ void put(double* p, float v) { *p = static_cast<double>(v); }
-__device__ __forceinline__ void put(__half* p, float v) { *p = __float2half_rn(v); }
-__device__ __forceinline__ void put(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
+using cuda_common::kMaxBlocks;
+using cuda_common::kThreads;
+using cuda_common::store;
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads) dssn_batch_kernel(const DssnParams p, T* __restrict__ out) {
@@ -35,7 +30,7 @@ __global__ void __launch_bounds__(kThreads) dssn_batch_kernel(const DssnParams p
     const int32_t ve = p.v[e];
     const int64_t* off = p.offsets + b * p.off_b_stride;
     for (int64_t j = 0; j < p.nb; ++j) {
-      put(out + dssn_out_offset(p, b * p.nb + j, e), dssn_value(p, X, ve, off[j], e));
+      store(out + dssn_out_offset(p, b * p.nb + j, e), dssn_value(p, X, ve, off[j], e));
     }
   }
 }

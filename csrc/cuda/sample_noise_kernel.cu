@@ -9,26 +9,18 @@
 // consecutive quads of a row, which keeps the x/sigma loads and the
 // (contiguous-layout) stores coalesced. Indices are 64-bit: B * samples * D
 // passes 2^31 for ordinary image batches.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "launch_common.cuh"
 #include "sample_noise_kernel.h"
 
 namespace smoothcert {
 namespace {
 
-constexpr int kThreads = 256;
-// Enough blocks to fill any current GPU; the grid-stride loop covers the rest.
-constexpr int64_t kMaxBlocks = 65536;
-
-// Round to nearest even, like the CPU kernel's static_cast to c10::Half and
-// c10::BFloat16 (torch builds CUDA code without the implicit conversions).
-__device__ __forceinline__ void store(float* p, float v) { *p = v; }
-__device__ __forceinline__ void store(double* p, float v) { *p = static_cast<double>(v); }
-__device__ __forceinline__ void store(__half* p, float v) { *p = __float2half_rn(v); }
-__device__ __forceinline__ void store(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
+using cuda_common::kMaxBlocks;
+using cuda_common::kThreads;
+using cuda_common::store;
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
