@@ -257,7 +257,7 @@ class Smooth:
         if X.is_cuda and ops.cuda_version() < 0:
             raise RuntimeError("the input is a CUDA tensor but smoothcert was built without CUDA; rebuild "
                                "on a machine with nvcc and a CUDA torch (or FORCE_CUDA=1), or move the input to CPU")
-        self._check_model_device(X.device)
+        check_model_device(self.base_classifier, X.device)
         X = X.detach().float()
         ops.check_finite(X, "input")
         B = X.shape[0]
@@ -273,16 +273,6 @@ class Smooth:
         table = ops.sigma_table(self.sigma, X)
         ops.check_sigma(table)
         return X, ids.to(X.device), table
-
-    def _check_model_device(self, device: torch.device) -> None:
-        if isinstance(self.base_classifier, torch.nn.Module):
-            p = next(iter(self.base_classifier.parameters()), None)
-            if p is not None and p.device.type != device.type:
-                raise ValueError(f"device mismatch: the input is on {device} but the base classifier's "
-                                 f"parameters are on {p.device}; move one of them")
-            if self.base_classifier.training:
-                warnings.warn("the base classifier is in training mode (dropout/batch-norm make its votes "
-                              "depend on the batch); call .eval() before certifying", stacklevel=3)
 
     def _radius_sigma(self, table: torch.Tensor, B: int) -> torch.Tensor:
         per_input = table.double().min(dim=1).values.cpu()
@@ -314,6 +304,19 @@ class Smooth:
                 vote(self.base_classifier, batch, m, counts[i0:i1], nonfinite[i0:i1], self.num_classes)
         check_nonfinite(nonfinite, num, ids)
         return counts
+
+
+def check_model_device(model: Callable, device: torch.device) -> None:
+    """Refuses an input on another device type than an ``nn.Module`` model's parameters; warns
+    when the model is in training mode."""
+    if isinstance(model, torch.nn.Module):
+        p = next(iter(model.parameters()), None)
+        if p is not None and p.device.type != device.type:
+            raise ValueError(f"device mismatch: the input is on {device} but the base classifier's "
+                             f"parameters are on {p.device}; move one of them")
+        if model.training:
+            warnings.warn("the base classifier is in training mode (dropout/batch-norm make its votes "
+                          "depend on the batch); call .eval() before certifying", stacklevel=3)
 
 
 def vote(model: Callable, batch: torch.Tensor, m: int, counts: torch.Tensor, nonfinite: torch.Tensor,

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from . import ops, stats, stats_l1
-from .smooth import CertifyResult, Smooth, _check_int, check_nonfinite, chunks, vote
+from .smooth import CertifyResult, Smooth, _check_int, check_model_device, check_nonfinite, chunks, vote
 from .stats_l1 import dssn_levels
 
 __all__ = ["UniformSmooth", "SplitSmooth", "DssnResult", "dssn_levels", "dssn_offsets", "dssn_training_offsets"]
@@ -260,14 +260,16 @@ class SplitSmooth:
             work = tqdm(work, desc="smoothcert dssn", unit="batch")
         with torch.no_grad():
             for i0, i1, start, m in work:
-                t0 = time.perf_counter()
+                if start == 0:
+                    t0 = time.perf_counter()
                 offsets = torch.arange(start, start + m, device=X.device).view(1, m)
                 batch = torch.ops.smoothcert.dssn_batch.default(X[i0:i1], v, offsets, L, self.q, None, None,
                                                                 self.out_dtype, self.channels_last)
                 vote(self.base_classifier, batch, m, counts[i0:i1], nonfinite[i0:i1], self.num_classes)
-                if X.is_cuda:
-                    torch.cuda.synchronize(X.device)
-                seconds[i0:i1] += (time.perf_counter() - t0) / (i1 - i0)
+                if start + m == L:  # the group's last batch: one sync per group, not per forward batch
+                    if X.is_cuda:
+                        torch.cuda.synchronize(X.device)
+                    seconds[i0:i1] = (time.perf_counter() - t0) / (i1 - i0)
         check_nonfinite(nonfinite, L, torch.arange(B) if indices is None else torch.as_tensor(indices).view(-1))
         counts = counts.cpu()
         cert = stats_l1.dssn_certificate(counts.numpy(), self.q)
@@ -307,8 +309,7 @@ class SplitSmooth:
             raise ValueError("inputs must have a batch dimension [B, ...] (use certify() for one input)")
         if X.is_cuda and ops.cuda_version() < 0:
             raise RuntimeError("the input is a CUDA tensor but smoothcert was built without CUDA")
-        probe = Smooth(self.base_classifier, self.num_classes, 1.0)
-        probe._check_model_device(X.device)
+        check_model_device(self.base_classifier, X.device)
         X = X.detach()
         if not X.is_floating_point():  # integer pixels: already on the grid, only the range to check
             pixels = ops.check_grid(X, self.q)
