@@ -27,7 +27,7 @@ import torch
 import smoothcert
 from timing import timed_interleaved, write_json
 from smoothcert import models
-from smoothcert.split import SplitSmooth, UniformSmooth
+from smoothcert.certify import SplitSmooth, UniformSmooth
 
 N_PAPER = 100_000  # the paper's estimation samples per image
 ALPHA = 0.001

@@ -4,7 +4,9 @@ import io
 import numpy as np
 import pytest
 
-from smoothcert import analyze
+from smoothcert import analysis as analyze
+from smoothcert.analysis import results, tables
+from smoothcert.cli import analyze as analyze_cli
 
 FULL_HEADER = ("idx\tlabel\tpredict\tradius\tcorrect\ttime\tcount_a\tn\tpa_lower\tsigma"
                "\tcertificate\tnorm")
@@ -38,7 +40,7 @@ def test_load_full_and_cohen(tmp_path):
     assert d["certificate"].dtype.kind == "U" and list(d["norm"]) == ["l2"] * 6
     np.testing.assert_array_equal(d["predict"], [3, 2, -1, 5, 7, -1])
     c = analyze.load_results(write_cohen(tmp_path / "cohen.tsv"))
-    assert set(c) == set(analyze.REQUIRED)
+    assert set(c) == set(results.REQUIRED)
     np.testing.assert_allclose(c["time"], [1.5, 2.0, 1.0, 60.0])
 
 
@@ -97,8 +99,8 @@ def test_truncation_never_rounds_up(tmp_path):
     row = list(csv.reader(io.StringIO(analyze.to_csv(s))))[1]
     assert row[4:7] == ["0.999", "0.999", "0.000"]
     assert row[7] == "0.999"  # ACR 0.9996 truncated too
-    assert analyze._frac3(2, 3) == "0.666" and analyze._frac3(287, 1000) == "0.287"
-    assert analyze._trunc3(0.6669) == "0.666" and analyze._trunc3(2.0) == "2.000"
+    assert tables._frac3(2, 3) == "0.666" and tables._frac3(287, 1000) == "0.287"
+    assert tables._trunc3(0.6669) == "0.666" and tables._trunc3(2.0) == "2.000"
 
 
 def test_markdown_and_csv(tmp_path):
@@ -147,7 +149,7 @@ def test_malformed(tmp_path, body, match):
 def test_main_end_to_end(tmp_path, capsys):
     full, cohen = write_full(tmp_path / "full.tsv"), write_cohen(tmp_path / "cohen.tsv")
     table, png = tmp_path / "t.csv", tmp_path / "p.png"
-    rc = analyze.main([str(full), str(cohen), "--radii", "0", "0.5", "--labels", "F", "C",
+    rc = analyze_cli.main([str(full), str(cohen), "--radii", "0", "0.5", "--labels", "F", "C",
                        "--format", "csv", "--out-table", str(table), "--plot", str(png)])
     assert rc == 0
     printed = capsys.readouterr().out
@@ -155,12 +157,12 @@ def test_main_end_to_end(tmp_path, capsys):
     rows = list(csv.DictReader(io.StringIO(printed)))
     assert [r["label"] for r in rows] == ["F", "C"] and rows[0]["acc@0.5"] == "0.333"
     assert png.read_bytes()[:4] == b"\x89PNG"
-    assert analyze.main([str(full)]) == 0
+    assert analyze_cli.main([str(full)]) == 0
     out = capsys.readouterr().out
     assert "| acc@1.25 |" in out and "| full | 6 |" in out
     bad = tmp_path / "bad.tsv"
     bad.write_text("idx\n")
-    assert analyze.main([str(bad)]) == 2
+    assert analyze_cli.main([str(bad)]) == 2
     assert "bad.tsv" in capsys.readouterr().err
 
 
@@ -169,7 +171,7 @@ def test_best_over_files_envelope(tmp_path, capsys):
     a = write_full(tmp_path / "a.tsv")
     b_rows = [(3, 3, 0.3, 1), (2, 2, 0.3, 1), (1, 1, 0.3, 1), (4, 4, 0.1, 1), (7, 7, 0.0, 1), (0, -1, 0.0, 0)]
     b = write_full(tmp_path / "b.tsv", rows=b_rows)
-    rc = analyze.main([str(a), str(b), "--radii", "0", "0.3", "1", "--format", "csv",
+    rc = analyze_cli.main([str(a), str(b), "--radii", "0", "0.3", "1", "--format", "csv",
                        "--best", "best=a,b", "--best", "only_a=a"])
     assert rc == 0
     rows = {r["label"]: r for r in csv.DictReader(io.StringIO(capsys.readouterr().out))}
@@ -178,7 +180,7 @@ def test_best_over_files_envelope(tmp_path, capsys):
     assert rows["only_a"]["acc@0.3"] == rows["a"]["acc@0.3"] == "0.333"
     assert rows["best"]["ACR"] == "-"
     short = write_full(tmp_path / "short.tsv", rows=FULL_ROWS[:3])
-    assert analyze.main([str(a), str(short), "--best", "x=a,short"]) == 2
+    assert analyze_cli.main([str(a), str(short), "--best", "x=a,short"]) == 2
     assert "different numbers of rows" in capsys.readouterr().err
-    assert analyze.main([str(a), "--best", "x=nope"]) == 2
-    assert analyze.main([str(a), "--best", "x"]) == 2
+    assert analyze_cli.main([str(a), "--best", "x=nope"]) == 2
+    assert analyze_cli.main([str(a), "--best", "x"]) == 2

@@ -3,7 +3,8 @@ reference twin, plus opcheck's autograd-registration checks."""
 import pytest
 import torch
 
-from smoothcert import ops, reference
+from smoothcert import ops
+from smoothcert.ops import reference
 from helpers import cpu_and_cuda, gen
 
 SIGMA_SHAPES = {"scalar": (), "per_input": (3,), "per_element": (2, 5), "both": (3, 2, 5)}

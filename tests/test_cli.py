@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from smoothcert import cli, data, models
-from smoothcert.training import train_gaussian
+from smoothcert.train import train_gaussian
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

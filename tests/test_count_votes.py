@@ -3,7 +3,8 @@ bincount), tie and NaN rules of torch.argmax, accumulation, errors."""
 import pytest
 import torch
 
-from smoothcert import ops, reference
+from smoothcert import ops
+from smoothcert.ops import reference
 from helpers import cpu_and_cuda, gen
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from smoothcert import data
-from smoothcert.datasets_image import resize_center_crop
+from smoothcert.data.images import resize_center_crop
 
 N_TRAIN, N_TEST = 6, 4
 
@@ -430,8 +430,7 @@ def test_imagenet_class_mismatch_and_corrupt_file(tmp_path):
 
 
 def test_certify_dataset_accepts_lazy_images(tmp_path):
-    from smoothcert.certify_run import certify_dataset
-    from smoothcert.smooth import Smooth
+    from smoothcert.certify import Smooth, certify_dataset
 
     make_imagenet(tmp_path, splits=("val",))
     s = data.load_dataset("imagenet", "test", tmp_path)

@@ -6,7 +6,8 @@ the split values, chunking invariance, argument errors, opcheck and CUDA."""
 import pytest
 import torch
 
-from smoothcert import ops, reference
+from smoothcert import ops
+from smoothcert.ops import reference
 from helpers import cpu_and_cuda, gen
 
 OP = torch.ops.smoothcert.dssn_batch.default

@@ -11,10 +11,17 @@ import numpy as np
 import pytest
 import torch
 
-from smoothcert import cli, data, models, ops, stats, stats_l1, training
-from smoothcert.certify_run import DSSN_HEADER, HEADER
-from smoothcert.split import (SplitSmooth, UniformSmooth, dssn_levels, dssn_offsets,
-                              dssn_training_offsets)
+from smoothcert import cli, data, models, ops, stats
+from smoothcert import train as training
+from smoothcert.stats import l1 as stats_l1
+from smoothcert.certify import CertifyResult, DssnResult
+from smoothcert.certify.run import PREFIX
+from smoothcert.certify import SplitSmooth, UniformSmooth
+from smoothcert.ops import dssn_offsets, dssn_training_offsets
+from smoothcert.stats.l1 import dssn_levels
+
+HEADER = PREFIX + CertifyResult.COLUMNS
+DSSN_HEADER = PREFIX + DssnResult.COLUMNS
 
 
 class QuantLinear(torch.nn.Module):

@@ -25,8 +25,12 @@ import pytest
 import torch
 from scipy import stats as sps
 
-from smoothcert import ops, reference, stats_l1
-from smoothcert.split import SplitSmooth, UniformSmooth, dssn_levels, dssn_offsets
+from smoothcert import ops
+from smoothcert.ops import reference
+from smoothcert.stats import l1 as stats_l1
+from smoothcert.certify import SplitSmooth, UniformSmooth
+from smoothcert.ops import dssn_offsets
+from smoothcert.stats.l1 import dssn_levels
 
 SQRT3 = math.sqrt(3.0)
 

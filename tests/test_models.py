@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from smoothcert import archs, data, models
+from smoothcert import data, models
+from smoothcert.models import resnets as archs
 
 
 def test_normalize_layer_math():
@@ -120,7 +121,7 @@ def test_register_architecture():
 
 
 # --------------------------------------------------------------------------------------
-# Architectures from the randomized-smoothing literature (smoothcert.archs)
+# Architectures from the randomized-smoothing literature (smoothcert.models.resnets)
 # --------------------------------------------------------------------------------------
 
 # Published parameter counts (10 classes for the CIFAR nets, 1000 for ResNet-50).

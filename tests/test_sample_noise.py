@@ -11,7 +11,8 @@ import pytest
 import torch
 from scipy import stats as sps
 
-from smoothcert import ops, reference
+from smoothcert import ops
+from smoothcert.ops import reference
 from helpers import cpu_and_cuda, gen, noise_atol, randn
 
 SHAPES = [(0, 3), (1, 1), (2, 5), (3, 1, 5, 7), (2, 3, 17, 19), (1, 784), (4,)]  # (4,): scalar inputs
@@ -192,7 +193,12 @@ _BASELINE_SCRIPT = textwrap.dedent("""
         out[noise + "_elem_clamp_anti"] = ops.sample_noise(x, sig, 6, seed=1, noise=noise, clamp=(-1.0, 2.0),
                                                            antithetic=True)
     out["wide"] = ops.sample_noise(randn(2, 5000, seed=1), 1.0, 4, seed=3)
-    torch.save(out, sys.argv[1])
+    # Run by the test with a tmp_path; run by hand with a stray flag (`... -q`) it would
+    # write a torch pickle named "-q" into the working directory.
+    out_path = sys.argv[1] if len(sys.argv) == 2 else ""
+    if not out_path.endswith(".pt"):
+        sys.exit(f"usage: python -c SCRIPT OUT.pt (got arguments {sys.argv[1:]})")
+    torch.save(out, out_path)
 """)
 
 

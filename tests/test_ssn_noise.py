@@ -11,7 +11,8 @@ import textwrap
 import pytest
 import torch
 
-from smoothcert import ops, reference
+from smoothcert import ops
+from smoothcert.ops import reference
 from helpers import cpu_and_cuda, gen
 
 SQRT3 = math.sqrt(3.0)
@@ -190,7 +191,12 @@ _FILLER_SCRIPT = textwrap.dedent("""
     import sys, torch
     from smoothcert import ops
     from test_ssn_noise import filler_cases
-    torch.save(filler_cases(ops.sample_noise), sys.argv[1])
+    # Run by the test with a tmp_path; run by hand with a stray flag (`... -q`) it would
+    # write a torch pickle named "-q" into the working directory.
+    out_path = sys.argv[1] if len(sys.argv) == 2 else ""
+    if not out_path.endswith(".pt"):
+        sys.exit(f"usage: python -c SCRIPT OUT.pt (got arguments {sys.argv[1:]})")
+    torch.save(filler_cases(ops.sample_noise), out_path)
 """)
 
 

@@ -6,7 +6,9 @@ import os
 import pytest
 import torch
 
-from smoothcert import cli, data, losses, models, training
+from smoothcert import cli, data, models
+from smoothcert import train as training
+from smoothcert.train import losses
 from helpers import gen
 
 PARAMS = {"gaussian": {}, "smoothadv": dict(m=2, steps=2, epsilon=0.2, warmup=1), "macer": dict(k=4),

@@ -1,13 +1,18 @@
-"""smoothcert: fast, sound randomized-smoothing certification for PyTorch."""
+"""smoothcert: fast, sound randomized-smoothing certification for PyTorch.
+
+Layers (each a subpackage): :mod:`.ops` (the fused C++/CUDA operators, their fake
+kernels, autograd and pure-PyTorch twins), :mod:`.stats` (binomial bounds and
+radius formulas per norm), :mod:`.certify` (one module per smoothing family on a
+shared engine), :mod:`.train`, :mod:`.data`, :mod:`.models`, :mod:`.analysis`
+and :mod:`.cli`.
+"""
 import torch  # noqa: F401  (loads libtorch before the extension)
 
 from . import _C  # noqa: F401  (registers the operators)
-from . import _fake  # noqa: F401
-from . import _autograd  # noqa: F401  (backward of sample_noise)
-from .ops import count_votes_, dssn_batch, sample_noise
-from .smooth import CertifyResult, PredictResult, Smooth
-from .split import DssnResult, SplitSmooth, UniformSmooth
+from .ops import _autograd, _fake  # noqa: F401  (fake kernels and the backward of sample_noise)
+from .certify import CertifyResult, DssnResult, PredictResult, Smooth, SplitSmooth, UniformSmooth
 from .models import NormalizeLayer
+from .ops import count_votes_, dssn_batch, sample_noise
 
 from ._version import __version__
 __all__ = ["Smooth", "CertifyResult", "PredictResult", "SplitSmooth", "UniformSmooth", "DssnResult",

@@ -11,7 +11,7 @@ from typing import Optional, Union
 
 import torch
 
-from .ops import NOISE_KINDS, sigma_table
+from .sample_noise import NOISE_KINDS, sigma_table
 
 _MASK = 0xFFFFFFFF
 _M0, _M1 = 0xD2511F53, 0xCD9E8D57

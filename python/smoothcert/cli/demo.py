@@ -12,10 +12,9 @@ import time
 
 import torch
 
-from . import analyze, data, models
-from .certify_run import certify_dataset
-from .smooth import Smooth
-from .training import train_gaussian
+from .. import analysis, data, models
+from ..certify import Smooth, certify_dataset
+from ..train import train_gaussian
 
 SIGMAS = (0.25, 0.5)
 
@@ -46,11 +45,11 @@ def run_demo(args) -> int:
                         progress=not args.no_progress)
         tsvs.append(tsv)
         labels.append(f"gaussian sigma={sigma}")
-    summaries = analyze.summarize(tsvs, labels=labels)
-    radii = analyze.default_radii(max(float(s["radius"].max()) for s in summaries if s["rows"]))
-    table = analyze.to_markdown(summaries, radii)
+    summaries = analysis.summarize(tsvs, labels=labels)
+    radii = analysis.default_radii(max(float(s["radius"].max()) for s in summaries if s["rows"]))
+    table = analysis.to_markdown(summaries, radii)
     png = os.path.join(args.out, "certified_accuracy.png")
-    analyze.plot_certified_accuracy(summaries, png, title="smoothcert demo: MLP on 8x8 digits")
+    analysis.plot_certified_accuracy(summaries, png, title="smoothcert demo: MLP on 8x8 digits")
     with open(os.path.join(args.out, "summary.md"), "w") as f:
         f.write("# smoothcert demo\n\nMLP trained with Gaussian augmentation on scikit-learn's digits "
                 f"(1297 train / 500 test), certified on {len(indices)} test inputs with n0 = 100, "

@@ -1,5 +1,5 @@
 """Training base classifiers for randomized smoothing: one loop for every method
-in :mod:`smoothcert.losses` (gaussian, smoothadv, macer, stability).
+in :mod:`smoothcert.train.losses` (gaussian, smoothadv, macer, stability).
 
 Reproducible and resumable by construction:
 
@@ -22,8 +22,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from . import losses, ops
-from .data import Split
+from .. import ops
+from ..data import Split
+from . import losses
 
 NOISES = ("gaussian", "uniform", "ssn", "dssn")
 
@@ -148,7 +149,7 @@ def train(model: torch.nn.Module, split: Split, method: Union[str, Callable], si
         model: maps ``[N, C, H, W]`` inputs in the raw input space to logits.
         split: training data, ``split.x`` ``[N, C, H, W]`` in memory, ``split.y`` ``[N]``.
         method: a name of :data:`losses.METHODS` (default parameters) or a loss
-            object from :mod:`smoothcert.losses` / :func:`make_method`.
+            object from :mod:`smoothcert.train.losses` / :func:`make_method`.
         sigma: a number, or a per-example table ``[N]`` indexed like ``split.x``.
         config: :class:`TrainConfig`.
         out: checkpoint path; with it, ``save(model, meta)`` is called after every
@@ -192,8 +193,8 @@ def train(model: torch.nn.Module, split: Split, method: Union[str, Callable], si
     x_all, y_all = split.x, split.y
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=(cfg.epochs - start) * steps_per_epoch, desc="train", unit="batch")
+        from ..utils import progress as progress_bar
+        bar = progress_bar(total=(cfg.epochs - start) * steps_per_epoch, desc="train", unit="batch")
     for epoch in range(start, cfg.epochs):
         model.train()
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
@@ -249,7 +250,8 @@ def make_noise(cfg: TrainConfig, ids: Tensor, sigma: Union[float, Tensor], sampl
     """``noise(x, m) -> [B * m, *S]`` for one training step: ``m`` noisy copies of each example,
     keyed by (seed, example id, ``sample_start + j``) so that two calls in a step agree."""
     if cfg.noise == "dssn":
-        from .split import dssn_levels, dssn_offsets, dssn_training_offsets
+        from ..stats.l1 import dssn_levels
+        from ..ops import dssn_offsets, dssn_training_offsets
 
         levels = dssn_levels(float(sigma), cfg.q)
 
@@ -267,7 +269,7 @@ def make_noise(cfg: TrainConfig, ids: Tensor, sigma: Union[float, Tensor], sampl
 
 
 def _checkpoint_epochs(out: str) -> Optional[int]:
-    from .models import checkpoint_info
+    from ..models import checkpoint_info
 
     try:
         return checkpoint_info(out)["meta"].get("epochs_done")

@@ -60,7 +60,8 @@ def _method_params(args) -> dict:
 
 
 def run(args) -> int:
-    from . import data, models, training
+    from .. import data, models
+    from .. import train as training
 
     if (args.sigma is None) == (args.sigma_table is None):
         raise ValueError("give exactly one of --sigma and --sigma-table")
@@ -82,7 +83,7 @@ def run(args) -> int:
     model = models.build_model(args.arch, args.dataset)
     noise_meta = {"kind": args.noise}
     if args.noise == "dssn":
-        from .split import dssn_levels
+        from ..stats.l1 import dssn_levels
         if args.sigma is None:
             raise ValueError("--noise dssn needs one scalar --sigma")
         noise_meta.update(q=args.q, offset_seed=args.offset_seed, levels=dssn_levels(args.sigma, args.q))

@@ -1,114 +1,48 @@
-"""L1 smoothing: uniform noise, splitting noise (SSN) and deterministic SSN (DSSN).
+"""Splitting noise for L1: randomized SSN and deterministic SSN (DSSN).
 
 Levine & Feizi, "Improved, Deterministic Smoothing for L1 Certified Robustness"
 (ICML 2021); precise statement in ``shared/specs/seed-001-dssn.md``. sigma is
 the RMS of the noise throughout, ``lambda = sqrt(3) sigma``.
 
-* :class:`UniformSmooth` -- x + U(-lambda, lambda)^d, Cohen-style Monte Carlo
-  (selection with n0 samples, estimation with n fresh samples), radius
-  ``2 lambda (pA_lower - 1/2)``.
-* :class:`SplitSmooth` with ``deterministic=False`` -- independent splitting
-  noise, the same Monte-Carlo protocol and radius (less a discretisation slack
-  of the float sampler, see :func:`smoothcert.stats_l1.ssn_slack`).
+* :class:`SsnSmooth` (``SplitSmooth(deterministic=False)``) -- independent
+  splitting noise, Cohen-style Monte Carlo with the L1 radius
+  ``2 lambda (pA_lower - 1/2)`` less a discretisation slack of the float sampler
+  (:func:`smoothcert.stats.l1.ssn_slack`).
 * :class:`SplitSmooth` with ``deterministic=True`` (default) -- DSSN for inputs
   on the grid {0, 1/q, ..., 1}: all ``L = int(2 lambda q)`` split offsets are
   enumerated with the fixed offset vector v (``numpy.random.RandomState(seed)
   .randint(L, size=d)``, C,H,W order), so the smoothed classifier and its
   certificate are exact: no alpha, no failure probability, no abstention.
-
-Neither L1 Monte-Carlo class abstains by default (as in the paper): the
-prediction is the selection vote's winner, and an input whose bound does not
-exceed 1/2 gets radius 0 (``pa_lower`` tells it apart from a certified one).
 """
 from __future__ import annotations
 
-import functools
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 
-from . import ops, stats, stats_l1
-from .smooth import CertifyResult, Smooth, _check_int, check_model_device, check_nonfinite, chunks, vote
-from .stats_l1 import dssn_levels
+from .. import ops
+from ..ops.dssn_batch import dssn_offsets, dssn_training_offsets
+from ..stats import l1 as stats_l1
+from ..stats.l1 import dssn_levels
+from ..utils import progress as progress_bar
+from .engine import check_inputs, check_int, check_nonfinite, chunks, vote
+from .family import Budget, SmoothingFamily, register_family
+from .results import CertifyResult
+from .uniform import L1MonteCarlo
 
-__all__ = ["UniformSmooth", "SplitSmooth", "DssnResult", "dssn_levels", "dssn_offsets", "dssn_training_offsets"]
-
-
-@functools.lru_cache(maxsize=16)
-def _offsets_cached(levels: int, dim: int, seed: int) -> torch.Tensor:
-    return torch.from_numpy(np.random.RandomState(seed).randint(levels, size=dim).astype(np.int32))
-
-
-def dssn_offsets(levels: int, dim: int, seed: int = 0) -> torch.Tensor:
-    """The fixed DSSN offset vector ``v`` ``[dim]`` int32: ``numpy.random.RandomState(seed).randint(L, size=d)``.
-
-    i.i.d. integers in ``[0, L)`` (not a permutation), in the input's C,H,W
-    flattening order; training and certification must use the same ``(L, d, seed)``.
-    """
-    _check_int("levels", levels, 1)
-    _check_int("dim", dim, 1)
-    _check_int("seed", seed, 0)
-    if seed >= 2 ** 32:
-        raise ValueError(f"the offset seed must be < 2^32 (numpy RandomState), got {seed}")
-    return _offsets_cached(int(levels), int(dim), int(seed)).clone()  # callers may modify their copy
+__all__ = ["SsnSmooth", "SplitSmooth", "DssnResult", "dssn_levels", "dssn_offsets", "dssn_training_offsets"]
 
 
-def dssn_training_offsets(ids: torch.Tensor, m: int, levels: int, *, seed: int, sample_start: int) -> torch.Tensor:
-    """Split offsets ``[B, m]`` int64 in ``[0, L)`` for training: offset j of example ``ids[b]`` is a
-    Philox draw keyed by ``(seed, ids[b], sample_start + j)`` on its own stream, so it depends on
-    nothing else (batch composition, device, resumption)."""
-    from .reference import philox4x32_10
+@register_family("ssn")
+class SsnSmooth(L1MonteCarlo):
+    """Randomized splitting noise (SSN) certified by Monte Carlo: inputs in [0, 1];
+    arguments as :class:`smoothcert.UniformSmooth`."""
 
-    ids = ids.detach().cpu().long().view(-1, 1)
-    s = (sample_start + torch.arange(m)).view(1, m)
-    c1, c2 = torch.broadcast_tensors(s, ids)
-    zero = torch.zeros_like(c1)
-    w = philox4x32_10(zero, c1, c2, torch.full_like(c1, ops.DSSN_OFFSET_STREAM), seed & 0xFFFFFFFF,
-                      (seed >> 32) & 0xFFFFFFFF)[0]
-    return (w * levels) >> 32  # floor(u * L), u = w / 2^32
-
-
-class _L1MonteCarlo(Smooth):
-    """Cohen-style CERTIFY with an L1 radius ``2 lambda (pA_lower - 1/2)`` and, by default, no abstention."""
-
-    NORM = "l1"
-
-    def __init__(self, base_classifier, num_classes, sigma, *, abstain: bool = False, **kwargs):
-        super().__init__(base_classifier, num_classes, sigma, **kwargs)
-        self.abstain = bool(abstain)
-
-    def _slack(self, dim: int, sigma: np.ndarray) -> np.ndarray:
-        return np.zeros_like(sigma, dtype=np.float64)
-
-    def _certificate(self, count_a, n, alpha, sigma, dim):
-        pa = np.atleast_1d(np.asarray(stats.clopper_pearson_lower(count_a, n, alpha), dtype=np.float64))
-        r = stats_l1.l1_radius(pa, sigma, slack=self._slack(dim, np.asarray(sigma, dtype=np.float64)))
-        certified = r > 0
-        abstain = ~certified if self.abstain else np.zeros_like(certified)
-        return abstain, pa, np.where(certified, r, 0.0)
-
-
-class UniformSmooth(_L1MonteCarlo):
-    """Uniform additive smoothing for L1 (Lee et al. 2019; Yang et al. 2020).
-
-    The smoothed classifier votes over ``x + U(-lambda, lambda)^d`` with
-    ``lambda = sqrt(3) sigma`` (sigma is the noise's RMS, as in the papers; the
-    noisy input is not clipped). ``certify(x, n0, n, alpha, batch_size)`` and
-    ``predict(x, n, alpha, batch_size)`` keep Cohen et al.'s signatures;
-    ``certify`` returns ``(class, l1_radius)`` with radius
-    ``2 lambda (pA_lower - 1/2)`` (0.0 when not certified; ``abstain=True``
-    returns ``ABSTAIN`` there instead of the selected class). Other keyword
-    arguments as :class:`smoothcert.Smooth`.
-    """
-
-    NOISE = "uniform"
-
-
-class _SsnSmooth(_L1MonteCarlo):
     NOISE = "ssn"
+    GENERATOR = "Philox-4x32-10, split values uniform on 2^23 points (smoothcert)"
 
     def _prepare(self, X, indices):
         X, ids, table = super()._prepare(X, indices)
@@ -149,12 +83,20 @@ class DssnResult:
     certificate: str = "deterministic"
     norm: str = "l1"
 
+    COLUMNS = ["count_a", "count_b", "runner_up", "levels", "q", "grid_radius", "sigma", "certificate", "norm"]
+
     @property
     def samples(self) -> torch.Tensor:
         return torch.full_like(self.prediction, self.levels)
 
+    def fields(self, k: int) -> List[Any]:
+        """TSV values of :attr:`COLUMNS` for input ``k``."""
+        return [int(self.count_a[k]), int(self.count_b[k]), int(self.runner_up[k]), self.levels, self.q,
+                int(self.grid_radius[k]), repr(float(self.sigma)), self.certificate, self.norm]
 
-class SplitSmooth:
+
+@register_family("dssn")
+class SplitSmooth(SmoothingFamily):
     """Splitting-noise smoothing for L1 certificates (Levine & Feizi 2021).
 
     Args:
@@ -177,16 +119,17 @@ class SplitSmooth:
     receives (for ImageNet: after resize and centre crop, still 8-bit).
     """
 
-    ABSTAIN = Smooth.ABSTAIN
+    NORM = "l1"
+    DSSN_GENERATOR = "none: all L split offsets enumerated, v = numpy RandomState(offset_seed).randint(L, size=d)"
 
     def __init__(self, base_classifier: Callable[[torch.Tensor], torch.Tensor], num_classes: int, sigma: float, *,
                  q: int = 255, seed: int = 0, deterministic: bool = True, quantize: bool = False,
                  out_dtype: Optional[torch.dtype] = None, channels_last: bool = False, progress: bool = False,
                  abstain: bool = False):
         self.base_classifier = base_classifier
-        self.num_classes = _check_int("num_classes", num_classes, 1)
-        self.q = _check_int("q", q, 1)
-        self.seed = _check_int("seed", seed, 0)
+        self.num_classes = check_int("num_classes", num_classes, 1)
+        self.q = check_int("q", q, 1)
+        self.seed = check_int("seed", seed, 0)
         self.deterministic = bool(deterministic)
         self.quantize = bool(quantize)
         self.out_dtype = out_dtype
@@ -202,8 +145,8 @@ class SplitSmooth:
                 raise ValueError("DSSN never abstains: its prediction and certificate are exact")
             self._mc = None
         else:
-            self._mc = _SsnSmooth(base_classifier, num_classes, sigma, seed=seed, out_dtype=out_dtype,
-                                  channels_last=channels_last, progress=progress, abstain=abstain)
+            self._mc = SsnSmooth(base_classifier, num_classes, sigma, seed=seed, out_dtype=out_dtype,
+                                 channels_last=channels_last, progress=progress, abstain=abstain)
             self.sigma = sigma
 
     @property
@@ -247,7 +190,7 @@ class SplitSmooth:
             return self._mc.certify_batch(X, 64 if n0 is None else n0, 100_000 if n is None else n,
                                           0.001 if alpha is None else alpha, batch_size, indices=indices)
         self._no_mc_args(n0, n, alpha)
-        batch_size = _check_int("batch_size", batch_size, 1)
+        batch_size = check_int("batch_size", batch_size, 1)
         X = self._prepare(X)
         B, L = X.shape[0], self.levels
         v = dssn_offsets(L, X[0].numel() if B else 1, self.seed).to(X.device)
@@ -256,8 +199,7 @@ class SplitSmooth:
         seconds = torch.zeros(B, dtype=torch.float64)
         work = list(chunks(B, L, batch_size))
         if self.progress:
-            from tqdm.auto import tqdm
-            work = tqdm(work, desc="smoothcert dssn", unit="batch")
+            work = progress_bar(work, desc="smoothcert dssn", unit="batch")
         with torch.no_grad():
             for i0, i1, start, m in work:
                 if start == 0:
@@ -293,7 +235,7 @@ class SplitSmooth:
         if index is None:
             index = self.next_index
             self.next_index += 1
-        return _check_int("index", index, 0)
+        return check_int("index", index, 0)
 
     @staticmethod
     def _no_mc_args(n0, n, alpha) -> None:
@@ -303,14 +245,7 @@ class SplitSmooth:
                              "use deterministic=False for the Monte-Carlo SSN certificate")
 
     def _prepare(self, X: torch.Tensor) -> torch.Tensor:
-        if not isinstance(X, torch.Tensor):
-            raise TypeError(f"inputs must be a torch.Tensor, got {type(X).__name__}")
-        if X.dim() < 1:
-            raise ValueError("inputs must have a batch dimension [B, ...] (use certify() for one input)")
-        if X.is_cuda and ops.cuda_version() < 0:
-            raise RuntimeError("the input is a CUDA tensor but smoothcert was built without CUDA")
-        check_model_device(self.base_classifier, X.device)
-        X = X.detach()
+        X = check_inputs(X, self.base_classifier, floating=False)
         if not X.is_floating_point():  # integer pixels: already on the grid, only the range to check
             pixels = ops.check_grid(X, self.q)
             return X if X.dtype == torch.uint8 and self.q >= 255 else (pixels.double() / self.q).float()
@@ -321,3 +256,51 @@ class SplitSmooth:
             return (torch.round(X.double() * self.q) / self.q).float()
         ops.check_grid(X, self.q)
         return X.float()
+
+    # ----------------------------------------------------------- family interface
+
+    def columns(self) -> List[str]:
+        return list(DssnResult.COLUMNS) if self.deterministic else self._mc.columns()
+
+    def certify_group(self, X: torch.Tensor, ids: torch.Tensor, budget: Budget):
+        if self.deterministic:
+            return self.certify_batch(X, batch_size=budget.batch_size, indices=ids)
+        return self._mc.certify_group(X, ids, budget)
+
+    def group_size(self, budget: Budget) -> int:
+        return max(1, budget.batch_size // self.levels) if self.deterministic else self._mc.group_size(budget)
+
+    def config(self, budget: Budget) -> Dict[str, Any]:
+        if not self.deterministic:
+            return self._mc.config(budget)
+        return {"sigma": self.sigma, "noise": "dssn", "abstain": False, "q": self.q, "offset_seed": self.seed,
+                "levels": self.levels, "quantize": self.quantize}
+
+    def generator(self) -> str:
+        return self.DSSN_GENERATOR if self.deterministic else self._mc.generator()
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        parser.add_argument("--q", type=int, default=None, help="dssn: grid steps (default: the checkpoint's, else 255)")
+        parser.add_argument("--offset-seed", type=int, default=None,
+                            help="dssn: seed of the offset vector v (default: the checkpoint's, else 0)")
+        parser.add_argument("--quantize", action="store_true",
+                            help="dssn: round off-grid inputs to the grid instead of refusing them")
+
+    @classmethod
+    def from_args(cls, args, model, num_classes, trained, out_dtype):
+        import sys
+
+        q = args.q if args.q is not None else int(trained.get("q", 255))
+        offset_seed = args.offset_seed if args.offset_seed is not None else int(trained.get("offset_seed", 0))
+        if trained.get("kind") == "dssn":
+            if trained.get("offset_seed", 0) != offset_seed or trained.get("q", 255) != q:
+                print(f"note: model was trained with DSSN q={trained.get('q')} offset seed "
+                      f"{trained.get('offset_seed')}; certifying with q={q} offset seed {offset_seed}",
+                      file=sys.stderr)
+        smooth = cls(model, num_classes, args.sigma, q=q, seed=offset_seed, deterministic=True,
+                     quantize=args.quantize, out_dtype=out_dtype)
+        if trained.get("kind") == "dssn" and trained.get("levels") not in (None, smooth.levels):
+            print(f"note: model was trained with L={trained['levels']} offsets (another sigma, so another v); "
+                  f"certifying with L={smooth.levels}", file=sys.stderr)
+        return smooth

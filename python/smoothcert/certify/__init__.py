@@ -1,0 +1,21 @@
+"""The certification layer: one module per smoothing family on the shared engine.
+
+* :mod:`.family` -- the interface every family implements and the registry;
+* :mod:`.engine` -- input checks, forward-batch packing and vote counting;
+* :mod:`.gaussian` -- Cohen et al.'s Gaussian L2 smoothing (:class:`Smooth`);
+* :mod:`.uniform` -- uniform-noise L1 smoothing (:class:`UniformSmooth`);
+* :mod:`.split` -- splitting noise, randomized (SSN) and deterministic (DSSN);
+* :mod:`.run` -- certifying a dataset into a resumable TSV.
+
+Importing this package registers every family.
+"""
+from .family import FAMILIES, SIGMA_MODES, Budget, SmoothingFamily, register_family, register_sigma_mode
+from .gaussian import Smooth
+from .results import CertifyResult, PredictResult
+from .run import certify_dataset
+from .split import DssnResult, SplitSmooth, SsnSmooth, dssn_offsets, dssn_training_offsets
+from .uniform import UniformSmooth
+
+__all__ = ["FAMILIES", "SIGMA_MODES", "Budget", "SmoothingFamily", "register_family", "register_sigma_mode",
+           "Smooth", "CertifyResult", "PredictResult", "certify_dataset", "DssnResult", "SplitSmooth",
+           "SsnSmooth", "UniformSmooth", "dssn_offsets", "dssn_training_offsets"]

@@ -1,0 +1,140 @@
+"""The interface every smoothing family implements, and the registry the CLI reads.
+
+A family is one way of smoothing a classifier and certifying it: Gaussian
+(:class:`~smoothcert.certify.gaussian.Smooth`), uniform, splitting noise, DSSN,
+and wrappers such as data-dependent sigma with its memory. The dataset runner
+(:func:`smoothcert.certify.run.certify_dataset`) and the CLI only talk to this
+interface, so a new family is one module that subclasses :class:`SmoothingFamily`
+and registers itself with :func:`register_family` (or :func:`register_sigma_mode`
+for a wrapper around another family).
+
+What a family decides:
+
+* how it draws or enumerates its classifier batches and which statistic it keeps
+  (inside :meth:`SmoothingFamily.certify_group`);
+* how the counts become a certificate (the :class:`GroupResult` it returns);
+* what it writes to the result TSV after Cohen et al.'s six columns
+  (:meth:`SmoothingFamily.columns` and :meth:`GroupResult.fields`);
+* which settings determine its results (:meth:`SmoothingFamily.config`, stored in
+  the TSV's sidecar and compared on resume), and any state it must rebuild to
+  resume a run (:meth:`SmoothingFamily.resume`).
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Protocol, Sequence
+
+import torch
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Sample sizes of a Monte-Carlo certificate (families that enumerate ignore them).
+
+    Attributes:
+        n0: selection samples; n: estimation samples; alpha: one-sided failure
+        probability; batch_size: classifier batch size.
+    """
+
+    n0: int = 100
+    n: int = 100_000
+    alpha: float = 0.001
+    batch_size: int = 1000
+
+
+class GroupResult(Protocol):
+    """Per-input results of one :meth:`SmoothingFamily.certify_group` call (length B)."""
+
+    prediction: torch.Tensor  # [B] int64, -1 = abstain
+    radius: torch.Tensor  # [B] float64, never rounded up
+    seconds: torch.Tensor  # [B] float64
+
+    def fields(self, k: int) -> List[Any]:
+        """The values of :meth:`SmoothingFamily.columns` for input ``k``."""
+
+
+class SmoothingFamily:
+    """Base class of the smoothing families (see the module docstring).
+
+    Subclasses set :attr:`name` (the registry key, e.g. ``"gaussian"``) and
+    :attr:`NORM`, and implement the methods below.
+    """
+
+    ABSTAIN: ClassVar[int] = -1
+    name: ClassVar[str] = ""
+    NORM: ClassVar[str] = "l2"
+    GENERATOR: ClassVar[str] = ""  # how the noise is drawn, for the sidecar
+
+    def columns(self) -> List[str]:
+        """TSV columns written after ``idx label predict radius correct time``."""
+        raise NotImplementedError
+
+    def certify_group(self, X: torch.Tensor, ids: torch.Tensor, budget: Budget) -> GroupResult:
+        """Certifies ``X`` ``[B, *S]`` whose dataset indices are ``ids`` ``[B]``."""
+        raise NotImplementedError
+
+    def group_size(self, budget: Budget) -> int:
+        """Inputs per :meth:`certify_group` call in a dataset run (they share forward batches)."""
+        return max(1, budget.batch_size // budget.n)
+
+    def config(self, budget: Budget) -> Dict[str, Any]:
+        """Every setting that determines this family's results under ``budget``."""
+        raise NotImplementedError
+
+    def generator(self) -> str:
+        """How the noise is drawn (recorded in the sidecar)."""
+        return self.GENERATOR
+
+    def resume(self, rows: List[Dict[str, str]], inputs: Callable[[List[int]], torch.Tensor]) -> None:
+        """Rebuilds the state of a stateful family from the completed rows of an
+        interrupted run (``inputs(ids)`` returns their ``[len(ids), *S]`` inputs)."""
+
+    def summary(self) -> Dict[str, Any]:
+        """Run statistics worth reporting at the end (e.g. how often a memory fired)."""
+        return {}
+
+    # ------------------------------------------------------------ command line
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Adds this family's own ``smoothcert certify`` options (shared ones exist already)."""
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, model: Callable, num_classes: int, trained: Dict[str, Any],
+                  out_dtype: Optional[torch.dtype]) -> "SmoothingFamily":
+        """Builds the family from parsed CLI options; ``trained`` is the checkpoint's noise metadata."""
+        raise NotImplementedError
+
+
+FAMILIES: Dict[str, type] = {}
+SIGMA_MODES: Dict[str, Optional[type]] = {"fixed": None}
+
+
+def register_family(name: str) -> Callable[[type], type]:
+    """Class decorator: makes ``cls`` the family of ``smoothcert certify --noise name``."""
+    def deco(cls: type) -> type:
+        if name in FAMILIES and FAMILIES[name] is not cls:
+            raise ValueError(f"smoothing family {name!r} is already registered ({FAMILIES[name].__name__})")
+        FAMILIES[name] = cls
+        return cls
+    return deco
+
+
+def register_sigma_mode(name: str) -> Callable[[type], type]:
+    """Class decorator: makes ``cls`` (with ``from_args(args, base_family)``) the wrapper of
+    ``smoothcert certify --sigma-mode name`` around the ``--noise`` family."""
+    def deco(cls: type) -> type:
+        SIGMA_MODES[name] = cls
+        return cls
+    return deco
+
+
+def add_family_arguments(parser: argparse.ArgumentParser, classes: Sequence[type]) -> None:
+    """Each distinct ``add_arguments`` of ``classes`` once (subclasses may share their parent's)."""
+    seen = set()
+    for cls in classes:
+        fn = cls.add_arguments.__func__
+        if fn not in seen:
+            seen.add(fn)
+            cls.add_arguments(parser)

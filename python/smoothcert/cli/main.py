@@ -1,0 +1,49 @@
+"""The ``smoothcert`` command: ``train``, ``certify``, ``analyze`` and ``demo``."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from typing import List, Optional
+
+
+def _add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="train and certify a small model on scikit-learn's digits (offline)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", default="smoothcert-demo", help="output directory")
+    p.add_argument("--n", type=int, default=10000, help="estimation samples per input")
+    p.add_argument("--max", type=int, default=500, help="test inputs to certify (of 500)")
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--no-progress", action="store_true")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    from . import analyze, certify, train
+
+    parser = argparse.ArgumentParser(prog="smoothcert", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    train.add_arguments(sub.add_parser("train", help="train a base classifier (gaussian, smoothadv, macer, "
+                                       "stability); resumable", formatter_class=argparse.ArgumentDefaultsHelpFormatter))
+    certify.add_arguments(sub.add_parser("certify", help="certify a dataset split: Gaussian (L2, Cohen et al.), "
+                                         "uniform, SSN or DSSN (L1, Levine & Feizi)",
+                                         formatter_class=argparse.ArgumentDefaultsHelpFormatter))
+    analyze.add_arguments(sub.add_parser("analyze", help="certified accuracy tables and plots of result TSVs"))
+    _add_demo(sub)
+    args = parser.parse_args(argv)
+    args.command_line = "smoothcert " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    try:
+        if args.command == "certify":
+            return certify.run(args)
+        if args.command == "analyze":
+            return analyze.run(args)
+        if args.command == "train":
+            return train.run(args)
+        from .demo import run_demo
+        return run_demo(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"smoothcert {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""The data layer: datasets as float32 tensors in [0, 1], the space where smoothing noise is added.
+
+Every loader returns images in raw pixel space scaled to [0, 1]; normalisation
+happens inside the model (:class:`smoothcert.models.NormalizeLayer`) so that
+sigma is always expressed in [0, 1] pixel units.
+
+Datasets and the layouts found under ``root`` (the CLI's ``--data-root``):
+
+* ``digits``: scikit-learn's 8x8 digits (no files; ``root`` ignored).
+* ``mnist`` / ``fashion-mnist``: the four idx files, plain or ``.gz``, in ``root``
+  or a known sub-folder (``mnist/``, ``MNIST/raw/``, ``FashionMNIST/raw/``, ...).
+* ``cifar10``: the python batches ``data_batch_1..5`` / ``test_batch`` (in ``root``
+  or a ``cifar*`` sub-folder such as ``cifar-10-batches-py/``), else PNGs named
+  ``cifar10_<index>_<label>.png`` (test split only, ordered by index).
+* ``imagenet``: ``root/{train,val}/<wnid>/*.JPEG``; ``x`` is a :class:`LazyImages`.
+
+Importing this package registers every loader.
+"""
+from . import cifar, digits, idx, imagenet  # noqa: F401  (register the loaders)
+from .cifar import read_cifar_batch
+from .idx import FASHION_MNIST_DEFAULT_ROOT, read_idx
+from .images import LazyImages, imagenet_transform, resize_center_crop
+from .registry import (_INFO, DATASET_STATS, DATASETS, SPLITS, Split, input_shape, load_dataset, num_classes,
+                       register_dataset)
+
+__all__ = ["Split", "DATASETS", "DATASET_STATS", "SPLITS", "register_dataset", "load_dataset", "input_shape",
+           "num_classes", "read_idx", "read_cifar_batch", "LazyImages", "imagenet_transform",
+           "resize_center_crop", "FASHION_MNIST_DEFAULT_ROOT", "_INFO"]
