@@ -56,6 +56,23 @@ TORCH_LIBRARY(smoothcert, m) {
   m.def(
       "dssn_batch(Tensor x, Tensor v, Tensor offsets, int levels, int q, Tensor? mean, Tensor? std, "
       "ScalarType? out_dtype, bool channels_last) -> Tensor");
+  // Ball tests of the memory-based certificate (seed-000 §3): for each query,
+  // the minimum over stored points of another class of (distance - stored
+  // radius), and the nearest stored point, with exact fp64 distances in one
+  // canonical order (common/ball_math.h), so every backend gives the same bits.
+  //   xq          [B, D] float32 queries
+  //   xm          [N, D] float32 stored points
+  //   radius      [N] float64 stored radii; mem_class [N] int64 stored classes
+  //   query_class [B] int64 class of each query; -1 (abstain) counts every
+  //               stored point as "another class"
+  //   p           the norm, 1 or 2
+  // Returns (margin [B] float64, margin_idx [B] int64, nearest [B] float64,
+  // nearest_idx [B] int64): minimum and argmin (ties to the lowest index) of
+  // D(x_b, m_i) - R_i over {i : C_i != c_b} and of D(x_b, m_i) over all i;
+  // +inf and -1 when the set is empty.
+  m.def(
+      "ball_margin(Tensor xq, Tensor xm, Tensor radius, Tensor mem_class, Tensor query_class, int p) "
+      "-> (Tensor, Tensor, Tensor, Tensor)");
   // -1 for a CPU-only build, else the CUDA version the extension was built with.
   m.def("cuda_version() -> int");
 }

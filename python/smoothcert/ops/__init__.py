@@ -5,6 +5,7 @@ twins (``reference``), plus the value checks and noise-stream constants they sha
 Argument checks a user can trigger are raised as ``ValueError`` with the offending
 value; the kernels repeat the structural checks in C++.
 """
+from .ball_margin import ball_margin
 from .checks import check_finite, check_grid, check_ids, check_sigma, check_unit_interval
 from .count_votes import count_votes_
 from .cuda_version import cuda_version
@@ -13,7 +14,7 @@ from .sample_noise import NOISE_KINDS, sample_noise, sample_noise_table, sigma_t
 from .streams import (DSSN_OFFSET_STREAM, ESTIMATION_STREAM, ID_LIMIT, PREDICT_STREAM, SELECTION_STREAM,
                       SIGMA_OPT_STREAM, TRAIN_SIGMA_OPT_STREAM, TRAINING_STREAM)
 
-__all__ = ["check_finite", "check_grid", "check_ids", "check_sigma", "check_unit_interval", "count_votes_",
+__all__ = ["ball_margin", "check_finite", "check_grid", "check_ids", "check_sigma", "check_unit_interval", "count_votes_",
            "cuda_version", "dssn_batch", "dssn_offsets", "dssn_training_offsets", "NOISE_KINDS", "sample_noise", "sample_noise_table", "sigma_table",
            "SELECTION_STREAM", "ESTIMATION_STREAM", "PREDICT_STREAM", "TRAINING_STREAM", "DSSN_OFFSET_STREAM",
            "SIGMA_OPT_STREAM", "TRAIN_SIGMA_OPT_STREAM", "ID_LIMIT"]

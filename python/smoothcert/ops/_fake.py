@@ -34,3 +34,13 @@ def _dssn_batch_fake(x, v, offsets, levels, q, mean, std, out_dtype, channels_la
     shape = (x.shape[0] * offsets.shape[1], *x.shape[1:])
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     return torch.empty(shape, dtype=out_dtype or torch.float32, device=x.device, memory_format=fmt)
+
+
+@torch.library.register_fake("smoothcert::ball_margin")
+def _ball_margin_fake(xq, xm, radius, mem_class, query_class, p):
+    torch._check(xq.dim() == 2 and xm.dim() == 2, lambda: "ball_margin: queries [B, D] and memory [N, D]")
+    torch._check(xq.shape[1] == xm.shape[1], lambda: "ball_margin: queries and memory differ in D")
+    torch._check(p == 1 or p == 2, lambda: f"ball_margin: p must be 1 or 2, got {p}")
+    B = xq.shape[0]
+    return (xq.new_empty((B,), dtype=torch.float64), xq.new_empty((B,), dtype=torch.int64),
+            xq.new_empty((B,), dtype=torch.float64), xq.new_empty((B,), dtype=torch.int64))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Optional, Union
 
+import numpy as np
 import torch
 
 from .sample_noise import NOISE_KINDS, sigma_table
@@ -169,3 +170,44 @@ def dssn_batch(x: torch.Tensor, v: torch.Tensor, offsets: torch.Tensor, levels: 
     if channels_last:
         out = out.contiguous(memory_format=torch.channels_last)
     return out
+
+
+def exact_distances(a: torch.Tensor, b: torch.Tensor, p: int = 2) -> torch.Tensor:
+    """Twin of the kernels' canonical exact distance (``csrc/common/ball_math.h``) for
+    row pairs ``a`` ``[P, D]``, ``b`` ``[P, D]`` float32: ``[P]`` float64, same bits."""
+    P, D = a.shape
+    t = a.cpu().double() - b.cpu().double()
+    t = t * t if p == 2 else t.abs()
+    t = torch.nn.functional.pad(t, (0, (-D) % 8)).view(P, -1, 8)  # padding adds +0.0: exact
+    s = torch.zeros(P, 8, dtype=torch.float64)
+    for k in range(t.shape[1]):  # lane j accumulates k = j (mod 8) in increasing k
+        s = s + t[:, k]
+    total = ((s[:, 0] + s[:, 1]) + (s[:, 2] + s[:, 3])) + ((s[:, 4] + s[:, 5]) + (s[:, 6] + s[:, 7]))
+    # numpy's sqrt is the correctly rounded IEEE one, like the kernels'; torch's CPU
+    # float64 sqrt can be one ulp off.
+    return torch.from_numpy(np.sqrt(total.numpy())) if p == 2 else total
+
+
+def ball_margin(queries: torch.Tensor, memory: torch.Tensor, radius: torch.Tensor, mem_class: torch.Tensor,
+                query_class: torch.Tensor, *, p: int = 2):
+    """Twin of :func:`smoothcert.ops.ball_margin`: every pair's exact distance, then the minima
+    (ties to the lowest index). CPU tensors ``(margin, margin_idx, nearest, nearest_idx)``."""
+    B, N, D = queries.shape[0], memory.shape[0], queries[0].numel() if queries.shape[0] else memory[0].numel()
+    xq, xm = queries.reshape(B, D).float().cpu(), memory.reshape(N, D).float().cpu()
+    inf = torch.full((B,), float("inf"), dtype=torch.float64)
+    if B == 0 or N == 0:
+        return inf, torch.full((B,), -1), inf.clone(), torch.full((B,), -1)
+    d = exact_distances(xq.repeat_interleave(N, 0), xm.repeat(B, 1), p).view(B, N)
+    margin = d - radius.cpu().double().view(1, N)
+    other = mem_class.cpu().long().view(1, N) != query_class.cpu().long().view(B, 1)
+    margin = torch.where(other, margin, inf.view(B, 1))
+
+    def argmin(v):
+        best = v.min(dim=1).values
+        first = torch.where(v == best.view(B, 1), torch.arange(N).view(1, N), torch.full((1, N), N)).min(dim=1)
+        idx = torch.where(torch.isinf(best) & (best > 0), torch.full_like(first.values, -1), first.values)
+        return best, idx
+
+    m, mi = argmin(margin)
+    n, ni = argmin(d)
+    return m, mi, n, ni
