@@ -17,7 +17,8 @@ What a family decides:
   (:meth:`SmoothingFamily.columns` and :meth:`GroupResult.fields`);
 * which settings determine its results (:meth:`SmoothingFamily.config`, stored in
   the TSV's sidecar and compared on resume), and any state it must rebuild to
-  resume a run (:meth:`SmoothingFamily.resume`).
+  resume a run (:meth:`SmoothingFamily.resume`), and what it reports at the end
+  (:meth:`SmoothingFamily.summary`, :meth:`SmoothingFamily.finish`).
 """
 from __future__ import annotations
 
@@ -89,6 +90,9 @@ class SmoothingFamily:
     def resume(self, rows: List[Dict[str, str]], inputs: Callable[[List[int]], torch.Tensor]) -> None:
         """Rebuilds the state of a stateful family from the completed rows of an
         interrupted run (``inputs(ids)`` returns their ``[len(ids), *S]`` inputs)."""
+
+    def finish(self) -> None:
+        """Called at the end of a dataset run (e.g. to save a memory)."""
 
     def summary(self) -> Dict[str, Any]:
         """Run statistics worth reporting at the end (e.g. how often a memory fired)."""

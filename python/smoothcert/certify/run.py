@@ -124,6 +124,7 @@ def certify_dataset(family: SmoothingFamily, x, y: torch.Tensor, indices: List[i
                 bar.update(len(ids))
     if bar is not None:
         bar.close()
+    family.finish()
     summary = family.summary()
     if summary:
         with open(out + ".json") as f:

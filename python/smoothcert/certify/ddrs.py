@@ -1,0 +1,221 @@
+"""Data-dependent randomized smoothing (Alfarra et al., UAI 2022; ``shared/specs/seed-000-ddrs.md``).
+
+For every input x: sigma_x* = OptimizeSigma(x) (:mod:`smoothcert.sigma`, its own
+noise stream), Cohen's CERTIFY at sigma_x* with fresh, independent selection and
+estimation draws, then the memory (:mod:`.memory`) turns that per-input
+certificate into the **memory-based certificate** -- the only form in which the
+paper certifies a data-dependent sigma. Beside it every row carries the
+unadjusted data-dependent certificate and the plain **fixed-sigma** certificate
+at sigma0 (the same draws as ``--sigma-mode fixed --sigma sigma0``), which alone
+is a certificate of a fixed smoothed classifier.
+
+Wraps any Monte-Carlo family whose noise is differentiable in sigma (Gaussian:
+L2 balls; uniform: L1 balls, App. G), selected by ``--sigma-mode ddrs``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+
+from .. import ops
+from ..sigma import OptimizeSigma
+from .engine import check_finite_inputs, check_inputs, input_ids
+from .family import Budget, SmoothingFamily, register_sigma_mode
+from .gaussian import Smooth
+from .memory import Memory, MemoryResult
+from .results import CertifyResult
+
+
+@dataclass
+class DdrsResult:
+    """Per-input results of :meth:`DataDependentSmooth.certify_batch` (CPU, length B).
+
+    Attributes:
+        prediction, radius: the memory-based certificate (``certificate == "memory"``).
+        memory: the memory's resolution (case, partner) of each input.
+        data_dependent: the unadjusted :class:`CertifyResult` at sigma* (``sigma`` = sigma*).
+        fixed: the :class:`CertifyResult` at sigma0 (``certificate == "fixed-sigma"``).
+        sigma_star: ``[B]`` float32 sigma*; clipped: ``[B]`` steps where sigma hit its floor.
+        seconds: ``[B]`` wall time of everything above.
+    """
+
+    prediction: torch.Tensor
+    radius: torch.Tensor
+    memory: MemoryResult
+    data_dependent: CertifyResult
+    fixed: CertifyResult
+    sigma_star: torch.Tensor
+    clipped: torch.Tensor
+    seconds: torch.Tensor
+    certificate: str = "memory"
+    norm: str = "l2"
+
+    COLUMNS = ["certificate", "norm", "memory_case", "memory_partner", "dd_predict", "dd_radius",
+               "dd_certificate", "sigma_star", "dd_count_a", "dd_pa_lower", "fixed_predict", "fixed_radius",
+               "fixed_certificate", "sigma0", "fixed_count_a", "fixed_pa_lower", "n", "sigma_clipped"]
+
+    def fields(self, k: int) -> List[Any]:
+        dd, fx = self.data_dependent, self.fixed
+        return [self.certificate, self.norm, self.memory.case[k], int(self.memory.partner[k]),
+                int(dd.prediction[k]), repr(float(dd.radius[k])), "data-dependent", repr(float(self.sigma_star[k])),
+                int(dd.count_a[k]), repr(float(dd.pa_lower[k])), int(fx.prediction[k]), repr(float(fx.radius[k])),
+                fx.certificate, repr(float(fx.sigma[k])), int(fx.count_a[k]), repr(float(fx.pa_lower[k])), dd.n,
+                int(self.clipped[k])]
+
+
+@register_sigma_mode("ddrs")
+class DataDependentSmooth(SmoothingFamily):
+    """Data-dependent sigma with the memory-based certificate, around a Monte-Carlo family.
+
+    Args:
+        base: the family at sigma0 (:class:`smoothcert.Smooth` or
+            :class:`smoothcert.UniformSmooth`); its sigma is sigma0, its seed keys all draws.
+        optimizer: :class:`smoothcert.sigma.OptimizeSigma` (K, lr, n, clamps).
+        memory: a :class:`Memory` to start from (default: empty, created at the
+            first input with the base family's norm).
+        memory_tol, case_a: the memory's tolerance and case-A rule when it is created here.
+        memory_source: description of a starting memory, for the sidecar.
+        memory_out: path where :meth:`finish` saves the memory.
+
+    Inputs are resolved against the memory in the order they are certified (a
+    dataset run: increasing dataset index).
+    """
+
+    def __init__(self, base: Smooth, optimizer: Optional[OptimizeSigma] = None, *, memory: Optional[Memory] = None,
+                 memory_tol: float = 1e-6, case_a: str = "min", memory_source: Optional[str] = None,
+                 memory_out: Optional[str] = None):
+        if not isinstance(base, Smooth) or base.NOISE not in ("gaussian", "uniform"):
+            raise ValueError("data-dependent sigma needs a Monte-Carlo family whose noise is differentiable in "
+                             "sigma: --noise gaussian (L2) or uniform (L1), got "
+                             f"{getattr(base, 'NOISE', type(base).__name__)}")
+        if isinstance(base.sigma, torch.Tensor) and base.sigma.numel() != 1:
+            raise ValueError("the base family's sigma is sigma0, one number")
+        self.base = base
+        self.sigma0 = float(base.sigma)
+        self.optimizer = optimizer or OptimizeSigma()
+        self.memory = memory
+        self.memory_tol, self.case_a = float(memory_tol), case_a
+        self.memory_source, self.memory_out = memory_source, memory_out
+        self.NORM = base.NORM
+        self.sigma_stars: List[float] = []
+        self.flips = 0
+
+    # ----------------------------------------------------------------- public API
+
+    def certify_batch(self, X: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int, *,
+                      indices=None) -> DdrsResult:
+        """Certifies ``X`` ``[B, *S]`` (resolved against the memory in order, then stored)."""
+        base = self.base
+        n0, n, alpha, batch_size = base._check_budget(n0, n, alpha, batch_size)
+        X = check_finite_inputs(check_inputs(X, base.base_classifier))
+        ids = input_ids(indices, X.shape[0]).to(X.device)
+        t0 = time.perf_counter()
+        fixed = base.certify_batch(X, n0, n, alpha, batch_size, indices=ids)
+        opt = self.optimizer(base.base_classifier, X, self.sigma0, ids=ids, seed=base.seed, noise=base.NOISE,
+                             batch_size=batch_size, clamp_inputs=base.clamp)
+        table = ops.sigma_table(opt.sigma.to(X.device), X)
+        ops.check_sigma(table)
+        dd = base.certify_table(X, ids, table, n0, n, alpha, batch_size)
+        if self.memory is None:
+            self.memory = Memory(X.shape[1:], norm=self.NORM, tol=self.memory_tol, case_a=self.case_a)
+        mem = self.memory.query(X, dd.prediction, dd.radius, ids.cpu())
+        B = X.shape[0]
+        seconds = torch.full((B,), (time.perf_counter() - t0) / max(1, B), dtype=torch.float64)
+        self.sigma_stars += opt.sigma.tolist()
+        self.flips += int((dd.prediction != fixed.prediction).sum())
+        return DdrsResult(prediction=mem.prediction, radius=mem.radius, memory=mem, data_dependent=dd, fixed=fixed,
+                          sigma_star=opt.sigma, clipped=opt.clipped, seconds=seconds, norm=self.NORM)
+
+    def certify(self, x: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int, *,
+                index: Optional[int] = None):
+        """One input ``S``: ``(class, radius)`` of the memory-based certificate."""
+        res = self.certify_batch(x.unsqueeze(0), n0, n, alpha, batch_size,
+                                 indices=self.base._index(index))
+        return int(res.prediction[0]), float(res.radius[0])
+
+    # ----------------------------------------------------------- family interface
+
+    def columns(self) -> List[str]:
+        return list(DdrsResult.COLUMNS)
+
+    def certify_group(self, X, ids, budget: Budget) -> DdrsResult:
+        return self.certify_batch(X, budget.n0, budget.n, budget.alpha, budget.batch_size, indices=ids)
+
+    def group_size(self, budget: Budget) -> int:
+        return self.base.group_size(budget)
+
+    def generator(self) -> str:
+        return self.base.generator() + "; sigma optimised on its own stream (ops.SIGMA_OPT_STREAM)"
+
+    def config(self, budget: Budget) -> Dict[str, Any]:
+        return {**self.base.config(budget), "sigma_mode": "ddrs", "ddrs": self.optimizer.config(),
+                "memory": {"tol": self.memory_tol, "case_a": self.case_a, "order": "as certified (dataset index)",
+                           "initial": self.memory_source}}
+
+    def resume(self, rows: List[Dict[str, str]], inputs) -> None:
+        """Rebuilds the memory from the rows already written (their final classes and radii)."""
+        keep = [r for r in rows if r["memory_case"] not in ("duplicate", "abstain")]
+        if self.memory is None and rows:
+            X0 = inputs([int(rows[0]["idx"])])
+            self.memory = Memory(X0.shape[1:], norm=self.NORM, tol=self.memory_tol, case_a=self.case_a)
+        for r in rows:
+            self.memory.counts[r["memory_case"]] += 1
+            self.sigma_stars.append(float(r["sigma_star"]))
+            self.flips += int(r["dd_predict"] != r["fixed_predict"])
+        for i0 in range(0, len(keep), 256):
+            part = keep[i0:i0 + 256]
+            X = inputs([int(r["idx"]) for r in part])
+            for k, r in enumerate(part):
+                self.memory.insert(X[k], int(r["predict"]), float(r["radius"]), int(r["idx"]))
+
+    def summary(self) -> Dict[str, Any]:
+        if self.memory is None:
+            return {}
+        s = np.asarray(self.sigma_stars, dtype=np.float64)
+        total = max(1, len(s))
+        out = {f"memory_{k}": v for k, v in self.memory.counts.items()}
+        out.update(stored=len(self.memory), sigma_star_mean=float(s.mean()) if s.size else float("nan"),
+                   sigma_star_min=float(s.min()) if s.size else float("nan"),
+                   sigma_star_max=float(s.max()) if s.size else float("nan"),
+                   flip_rate=self.flips / total)
+        return out
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        g = parser.add_argument_group("data-dependent sigma (--sigma-mode ddrs)")
+        g.add_argument("--ddrs-steps", type=int, default=100, help="K, gradient steps of OptimizeSigma")
+        g.add_argument("--ddrs-lr", type=float, default=1e-4, help="alpha, the step size")
+        g.add_argument("--ddrs-samples", type=int, default=1, help="n, noise draws per input per step")
+        g.add_argument("--ddrs-fixed-class", action="store_true",
+                       help="keep sigma0's top class (Eq. 2) instead of re-selecting the top 2 every step")
+        g.add_argument("--ddrs-min-sigma", type=float, default=1e-3, help="floor of sigma (counted when hit)")
+        g.add_argument("--memory-tol", type=float, default=1e-6, help="the memory's conservative tolerance tau")
+        g.add_argument("--memory-case-a", default="min", choices=["min", "listing"],
+                       help="case A radius: min(R, R_i - D) (paper text) or R_i - D (its listing)")
+        g.add_argument("--memory-in", default=None, help="start from this saved memory (smoothcert memory file)")
+        g.add_argument("--memory-out", default=None, help="save the memory here at the end")
+
+    @classmethod
+    def from_args(cls, args, base) -> "DataDependentSmooth":
+        opt = OptimizeSigma(steps=args.ddrs_steps, lr=args.ddrs_lr, samples=args.ddrs_samples,
+                            fixed_class=args.ddrs_fixed_class, min_sigma=args.ddrs_min_sigma)
+        memory, source = None, None
+        if args.memory_in:
+            import hashlib
+
+            memory = Memory.load(args.memory_in)
+            with open(args.memory_in, "rb") as f:
+                source = f"{args.memory_in} sha256:{hashlib.sha256(f.read()).hexdigest()}"
+            if memory.norm != base.NORM:
+                raise ValueError(f"--memory-in holds {memory.norm} balls but --noise {base.NOISE} certifies "
+                                 f"{base.NORM}")
+        return cls(base, opt, memory=memory, memory_tol=args.memory_tol, case_a=args.memory_case_a,
+                   memory_source=source, memory_out=args.memory_out)
+
+    def finish(self) -> None:
+        if self.memory_out and self.memory is not None:
+            self.memory.save(self.memory_out)
