@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .results import COHEN_KIND, load_results
+from .results import certificate_views, load_results
 
 
 def certified_accuracy(radius, correct, radii) -> np.ndarray:
@@ -57,10 +57,12 @@ def default_radii(max_radius: float, max_cols: int = 13) -> np.ndarray:
 
 
 def summarize(paths, radii=None, labels=None) -> list[dict]:
-    """One dict per file: label, path, rows, certificates (set), certificate (str), norm,
-    clean_accuracy, radii (k,), certified_counts (k,), certified_accuracy (k,), acr,
+    """One dict per certificate of each file: label, path, rows, certificates (set), certificate
+    (str), norm, clean_accuracy, radii (k,), certified_counts (k,), certified_accuracy (k,), acr,
     abstain_rate, median_time (NaN for zero rows), and the raw ``radius``/``correct`` arrays.
 
+    A file with several certificates per row (data-dependent sigma: memory-based, unadjusted
+    data-dependent and fixed-sigma) gives one summary each, labelled ``"<label> [<kind>]"``.
     Without ``radii`` the grid is :func:`default_radii` of the largest finite radius over all files.
     """
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
@@ -68,26 +70,29 @@ def summarize(paths, radii=None, labels=None) -> list[dict]:
         raise ValueError(f"got {len(labels)} labels for {len(paths)} result files")
     data = [load_results(p) for p in paths]
     if radii is None:
-        finite = [r[np.isfinite(r)] for r in (d["radius"] for d in data)]
+        finite = [r[np.isfinite(r)] for d in data for _, _, r in certificate_views(d)]
         radii = default_radii(max((float(r.max()) for r in finite if r.size), default=0.0))
     radii = np.atleast_1d(np.asarray(radii, np.float64))
     out = []
     for i, (p, d) in enumerate(zip(paths, data)):
-        n, r, c = d["radius"].size, d["radius"], d["correct"]
-        kinds = set(d["certificate"].tolist()) if "certificate" in d else {COHEN_KIND}
         norms = sorted(set(d["norm"].tolist())) if "norm" in d else ["l2"]
-        out.append({
-            "label": labels[i] if labels is not None else Path(p).stem,
-            "path": str(p), "rows": n, "certificates": kinds,
-            "certificate": ", ".join(sorted(kinds)) or "-",
-            "norm": ",".join(norms) or "l2",
-            "clean_accuracy": float(np.mean(c == 1)) if n else 0.0,
-            "radii": radii, "certified_counts": _certified_counts(r, c, radii),
-            "certified_accuracy": certified_accuracy(r, c, radii),
-            "acr": average_certified_radius(r, c), "abstain_rate": abstain_rate(d["predict"]),
-            "median_time": float(np.median(d["time"])) if n else float("nan"),
-            "radius": r, "correct": c,
-        })
+        label = labels[i] if labels is not None else Path(p).stem
+        views = certificate_views(d)
+        for kind, pred, r in views:
+            n = r.size
+            c = (pred == d["label"]).astype(np.int64) if len(views) > 1 else d["correct"]
+            out.append({
+                "label": f"{label} [{kind}]" if len(views) > 1 else label,
+                "path": str(p), "rows": n, "certificates": {kind},
+                "certificate": kind or "-",
+                "norm": ",".join(norms) or "l2",
+                "clean_accuracy": float(np.mean(c == 1)) if n else 0.0,
+                "radii": radii, "certified_counts": _certified_counts(r, c, radii),
+                "certified_accuracy": certified_accuracy(r, c, radii),
+                "acr": average_certified_radius(r, c), "abstain_rate": abstain_rate(pred),
+                "median_time": float(np.median(d["time"])) if n else float("nan"),
+                "radius": r, "correct": c,
+            })
     return out
 
 

@@ -9,6 +9,34 @@ REQUIRED = ("idx", "label", "predict", "radius", "correct", "time")
 INT_COLS = ("idx", "label", "predict", "correct", "count_a", "n")
 FLOAT_COLS = ("radius", "time", "pa_lower", "sigma")
 COHEN_KIND = "fixed-sigma (Cohen TSV)"
+# Files that carry more than one certificate per row (e.g. data-dependent sigma:
+# the memory-based one in the prefix, beside it "dd_*" and "fixed_*") name the
+# others' columns <view>_predict, <view>_radius, <view>_certificate.
+VIEW_INT_SUFFIXES = ("_predict", "_count_a", "_partner")
+VIEW_FLOAT_SUFFIXES = ("_radius", "_pa_lower")
+FLOAT_EXTRA = ("sigma0", "sigma_star")
+
+
+def _is_int(name: str) -> bool:
+    return name in INT_COLS or name.endswith(VIEW_INT_SUFFIXES)
+
+
+def _is_float(name: str) -> bool:
+    return name in FLOAT_COLS or name in FLOAT_EXTRA or name.endswith(VIEW_FLOAT_SUFFIXES)
+
+
+def certificate_views(d: dict) -> list:
+    """The certificates a loaded file holds: ``[(kind, predict, radius)]``, the prefix's first
+    (kind from its ``certificate`` column), then every ``<view>_predict/_radius`` pair."""
+    main = ", ".join(sorted(set(d["certificate"].tolist()))) if "certificate" in d else COHEN_KIND
+    views = [(main, d["predict"], d["radius"])]
+    for name in d:
+        if name.endswith("_predict") and name != "predict":
+            v = name[: -len("_predict")]
+            if v + "_radius" in d:
+                kinds = set(d[v + "_certificate"].tolist()) if v + "_certificate" in d else {v}
+                views.append((", ".join(sorted(kinds)) or v, d[name], d[v + "_radius"]))
+    return views
 
 
 def _parse_time(s: str) -> float:
@@ -32,13 +60,14 @@ def _parse_int(s: str) -> int:
 def load_results(path) -> dict[str, np.ndarray]:
     """Read a result TSV into ``{column: array of shape (rows,)}``.
 
-    Integer columns (idx, label, predict, correct, count_a, n) are int64, radius/time/pa_lower/
-    sigma float64, anything else (certificate, norm, unknown columns) str.  ``#`` lines and blank
+    Integer columns (idx, label, predict, correct, count_a, n, and *_predict, *_count_a,
+    *_partner) are int64, radius/time/pa_lower/sigma (and *_radius, *_pa_lower, sigma0,
+    sigma_star) float64, anything else (certificate, norm, unknown columns) str.  ``#`` lines and blank
     lines are skipped; the first other line is the header.  A header-only file gives zero rows.
     Raises ValueError naming the file and line for malformed input.
     """
     path = Path(path)
-    header, hline, rows = None, 0, []
+    header, rows = None, []
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             line = line.rstrip("\r\n")
@@ -46,7 +75,7 @@ def load_results(path) -> dict[str, np.ndarray]:
                 continue
             fields = line.split("\t")
             if header is None:
-                header, hline = [c.strip() for c in fields], lineno
+                header = [c.strip() for c in fields]
                 missing = [c for c in REQUIRED if c not in header]
                 if missing:
                     raise ValueError(f"{path}: line {lineno}: header lacks required column(s) "
@@ -62,11 +91,11 @@ def load_results(path) -> dict[str, np.ndarray]:
         raise ValueError(f"{path}: no header line (empty file)")
     out: dict[str, np.ndarray] = {}
     for j, name in enumerate(header):
-        if name in INT_COLS:
+        if _is_int(name):
             conv, dtype = _parse_int, np.int64
         elif name == "time":
             conv, dtype = _parse_time, np.float64
-        elif name in FLOAT_COLS:
+        elif _is_float(name):
             conv, dtype = float, np.float64
         else:
             out[name] = np.array([r[j].strip() for _, r in rows], dtype=str)

@@ -117,7 +117,7 @@ class DataDependentSmooth(SmoothingFamily):
         fixed = base.certify_batch(X, n0, n, alpha, batch_size, indices=ids)
         opt = self.optimizer(base.base_classifier, X, self.sigma0, ids=ids, seed=base.seed, noise=base.NOISE,
                              batch_size=batch_size, clamp_inputs=base.clamp)
-        table = ops.sigma_table(opt.sigma.to(X.device), X)
+        table = opt.sigma.to(X.device).view(-1, 1)  # [B, 1]: per input
         ops.check_sigma(table)
         dd = base.certify_table(X, ids, table, n0, n, alpha, batch_size)
         if self.memory is None:

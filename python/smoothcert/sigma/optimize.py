@@ -125,6 +125,7 @@ class OptimizeSigma:
                              f"({', '.join(SOFT_RADIUS)}), got {noise!r}")
         soft_radius = SOFT_RADIUS[noise]
         B = X.shape[0]
+        X = X.float()
         sigma = torch.as_tensor(sigma0, dtype=torch.float32).to(X.device).expand(B).clone()
         ops.check_sigma(sigma.view(-1, 1))
         ids = ids.to(X.device)
@@ -148,8 +149,9 @@ class OptimizeSigma:
         rows = torch.arange(G, device=X.device)
         for step in range(self.steps):
             sig = sigma.detach().requires_grad_(True)
-            noisy = ops.sample_noise(X, sig, n, ids=ids, sample_start=sample_start + step * n, seed=seed,
-                                     stream=stream, noise=noise, clamp=clamp_inputs, validate=False)
+            # An explicit [G, 1] table: a 1-D sigma of length G would read as per-element when G == D.
+            noisy = ops.sample_noise_table(X, ids, sig.view(G, 1), n, sample_start=sample_start + step * n,
+                                           seed=seed, stream=stream, noise=noise, clamp=clamp_inputs)
             logits = model(noisy)
             psi = torch.softmax(logits.float(), dim=1).view(G, n, -1).mean(dim=1)  # [G, K]
             if self.fixed_class:

@@ -262,7 +262,14 @@ def make_noise(cfg: TrainConfig, ids: Tensor, sigma: Union[float, Tensor], sampl
             return ops.dssn_batch(inp, v, offsets, levels, cfg.q, validate=False)
         return noise
 
+    # A per-example sigma goes in as an explicit [B, 1] table: a 1-D tensor of length B
+    # would read as per-element when B equals the element count.
+    table = sigma.float().view(-1, 1) if isinstance(sigma, Tensor) else None
+
     def noise(inp: Tensor, m: int) -> Tensor:
+        if table is not None:
+            return ops.sample_noise_table(inp.float(), ids, table.to(inp.device), m, sample_start=sample_start,
+                                          seed=cfg.seed, stream=ops.TRAINING_STREAM, noise=cfg.noise)
         return ops.sample_noise(inp, sigma, m, ids=ids, sample_start=sample_start, seed=cfg.seed,
                                 stream=ops.TRAINING_STREAM, noise=cfg.noise, validate=False)
     return noise
