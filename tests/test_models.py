@@ -351,9 +351,12 @@ def test_checkpoint_info(tmp_path):
     models.save_checkpoint(str(path), _built(), arch="mlp", dataset="digits", meta=meta)
     info = models.checkpoint_info(str(path))
     assert info == {"format": models.CHECKPOINT_FORMAT, "arch": "mlp", "dataset": "digits",
-                    "num_classes": 10, "meta": meta}
-    models.save_checkpoint(path, _built(), arch="mlp", dataset="digits")
-    assert models.checkpoint_info(path)["meta"] == {}
+                    "num_classes": 10, "meta": meta, "tensors": {}}
+    models.save_checkpoint(path, _built(), arch="mlp", dataset="digits", tensors={"sigma_table": torch.ones(3)})
+    info = models.checkpoint_info(path)
+    assert info["meta"] == {} and torch.equal(info["tensors"]["sigma_table"], torch.ones(3))
+    with pytest.raises(TypeError, match="tensors must map names to tensors"):
+        models.save_checkpoint(path, _built(), arch="mlp", dataset="digits", tensors={"x": [1.0]})
 
 
 def test_checkpoint_info_does_not_build_the_model(tmp_path):

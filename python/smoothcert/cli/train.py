@@ -21,6 +21,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="dssn: seed of the fixed offset vector v (stored; certification uses the same)")
     p.add_argument("--sigma-table", default=None,
                    help="torch file holding a per-example sigma tensor [N] (instead of --sigma)")
+    p.add_argument("--sigma-mode", default="fixed", choices=["fixed", "ddrs"],
+                   help="ddrs: data-dependent sigma (DS2, Alfarra et al. Alg. 2): a per-example sigma, starting "
+                   "at --sigma, updated by OptimizeSigma before each step and stored in the checkpoint")
+    p.add_argument("--init", default=None, help="start from this checkpoint's weights (same arch and dataset), "
+                   "e.g. to fine-tune a fixed-sigma model with DS2")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.1)
@@ -35,6 +40,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", required=True, help="checkpoint path (written every epoch; resumed if present)")
     p.add_argument("--no-progress", action="store_true")
+    g = p.add_argument_group("ddrs (DS2)")
+    g.add_argument("--ddrs-steps", type=int, default=1, help="K_train, OptimizeSigma steps per minibatch")
+    g.add_argument("--ddrs-start", type=int, default=0,
+                   help="first epoch (0-based) that updates sigma; before it sigma stays sigma0 (the paper: 50)")
+    g.add_argument("--ddrs-every", type=int, default=1, help="update sigma every k-th epoch from --ddrs-start")
+    g.add_argument("--ddrs-lr", type=float, default=1e-4, help="alpha, OptimizeSigma's step size")
+    g.add_argument("--ddrs-samples", type=int, default=1, help="n, noise draws per example per step")
     g = p.add_argument_group("smoothadv")
     g.add_argument("--m", type=int, default=1, help="noise draws per example")
     g.add_argument("--pgd-steps", type=int, default=2, help="PGD steps T")
@@ -77,10 +89,20 @@ def run(args) -> int:
     cfg = training.TrainConfig(epochs=args.epochs, batch_size=args.batch, lr=args.lr, momentum=args.momentum,
                                weight_decay=args.weight_decay, schedule=args.schedule,
                                milestones=tuple(args.milestones), gamma=args.lr_gamma, augment=args.augment,
-                               seed=args.seed, noise=args.noise, q=args.q, offset_seed=args.offset_seed)
+                               seed=args.seed, noise=args.noise, q=args.q, offset_seed=args.offset_seed,
+                               sigma_mode=args.sigma_mode, ddrs_steps=args.ddrs_steps, ddrs_start=args.ddrs_start,
+                               ddrs_every=args.ddrs_every, ddrs_lr=args.ddrs_lr, ddrs_samples=args.ddrs_samples)
     method = training.make_method(args.method, **_method_params(args))
     torch.manual_seed(args.seed)  # initial weights
     model = models.build_model(args.arch, args.dataset)
+    init_sha = None
+    if args.init is not None:
+        import hashlib
+
+        init_model, _ = models.load_checkpoint(args.init, arch=args.arch, dataset=args.dataset)
+        model.load_state_dict(init_model.state_dict())
+        with open(args.init, "rb") as f:
+            init_sha = hashlib.sha256(f.read()).hexdigest()
     noise_meta = {"kind": args.noise}
     if args.noise == "dssn":
         from ..stats.l1 import dssn_levels
@@ -88,14 +110,18 @@ def run(args) -> int:
             raise ValueError("--noise dssn needs one scalar --sigma")
         noise_meta.update(q=args.q, offset_seed=args.offset_seed, levels=dssn_levels(args.sigma, args.q))
     meta_base = {"method": training.describe(method), "sigma": sigma_desc, "noise": noise_meta,
+                 "sigma_mode": args.sigma_mode, "init": None if args.init is None else
+                 {"path": args.init, "sha256": init_sha},
                  "epochs": args.epochs,
                  "train_examples": len(split), "config": {k: (list(v) if isinstance(v, tuple) else v)
                                                           for k, v in vars(cfg).items()},
                  "command": args.command_line}
 
     def save(m, progress_meta):
+        tensors = {k: v for k, v in progress_meta.items() if isinstance(v, torch.Tensor)}
+        plain = {k: v for k, v in progress_meta.items() if k not in tensors}
         models.save_checkpoint(args.out, m, arch=args.arch, dataset=args.dataset,
-                               meta={**meta_base, **progress_meta})
+                               meta={**meta_base, **plain}, tensors=tensors)
 
     training.train(model, split, method, sigma, config=cfg, device=args.device, out=args.out, save=save,
                    progress=not args.no_progress)

@@ -33,7 +33,7 @@ def _plain(obj: Any, where: str) -> Any:
 
 
 def save_checkpoint(path: str, model: nn.Module, *, arch: str, dataset: str,
-                    meta: Optional[dict] = None) -> None:
+                    meta: Optional[dict] = None, tensors: Optional[Dict[str, Tensor]] = None) -> None:
     """Atomically save a model made by :func:`build_model` with its metadata.
 
     Args:
@@ -42,6 +42,9 @@ def save_checkpoint(path: str, model: nn.Module, *, arch: str, dataset: str,
         arch: Architecture name in :data:`ARCHITECTURES`.
         dataset: Dataset name (fixes input shape, classes and normalisation).
         meta: Plain-typed details: training method, sigma, epochs, command line, ...
+        tensors: Named tensors that belong with the model (e.g. DS2's per-example
+            sigma table ``"sigma_table"``); :func:`load_checkpoint` returns them in
+            ``info["tensors"]``.
     """
     if not (isinstance(model, nn.Sequential) and isinstance(model[0], NormalizeLayer)):
         raise ValueError("save_checkpoint expects the nn.Sequential from build_model "
@@ -51,6 +54,11 @@ def save_checkpoint(path: str, model: nn.Module, *, arch: str, dataset: str,
            "num_classes": data.num_classes(dataset),
            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
            "meta": _plain(meta or {}, "meta")}
+    if tensors:
+        for k, v in tensors.items():
+            if not (isinstance(k, str) and isinstance(v, Tensor)):
+                raise TypeError(f"tensors must map names to tensors, got {k!r}: {type(v).__name__}")
+        obj["tensors"] = {k: v.detach().cpu() for k, v in tensors.items()}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp"
     try:
@@ -99,7 +107,7 @@ def load_checkpoint(path: str, map_location: Any = "cpu", *, arch: Optional[str]
     ``arch`` and ``dataset`` are given.
 
     Returns:
-        (model, info) where info has format, arch, dataset, num_classes and meta.
+        (model, info) where info has format, arch, dataset, num_classes, meta and tensors.
     """
     path = os.fspath(path)
     obj = _read(path, map_location)
@@ -111,6 +119,7 @@ def load_checkpoint(path: str, map_location: Any = "cpu", *, arch: Optional[str]
         model = build_model(obj["arch"], obj["dataset"])
         model.load_state_dict(obj["state_dict"], strict=True)
         info = {k: obj[k] for k in _INFO_KEYS}
+        info["tensors"] = dict(obj.get("tensors") or {})
     elif (arch is not None and dataset is not None and isinstance(obj, dict)
           and all(isinstance(v, Tensor) for v in obj.values())):
         model = build_model(arch, dataset)
@@ -119,7 +128,7 @@ def load_checkpoint(path: str, map_location: Any = "cpu", *, arch: Optional[str]
         else:
             model[1].load_state_dict(obj, strict=True)
         info = {"format": None, "arch": arch, "dataset": dataset,
-                "num_classes": data.num_classes(dataset), "meta": {}}
+                "num_classes": data.num_classes(dataset), "meta": {}, "tensors": {}}
     else:
         raise ValueError(_not_ours(path, obj) + "; for a raw state_dict pass arch= and dataset=")
     model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu")
@@ -132,8 +141,8 @@ def checkpoint_info(path: str) -> Dict[str, Any]:
 
     Loads with ``weights_only=True`` (memory-mapped where possible, so the weights are
     not read into memory) and returns a dict with ``format``, ``arch``, ``dataset``,
-    ``num_classes`` and ``meta`` (what :func:`save_checkpoint` was given: training
-    method, sigma, epochs, command line, ...). The dataset and architecture need not
+    ``num_classes``, ``meta`` (what :func:`save_checkpoint` was given: training
+    method, sigma, epochs, command line, ...) and ``tensors``. The dataset and architecture need not
     be known to this installation.
 
     Raises:
@@ -145,4 +154,6 @@ def checkpoint_info(path: str) -> Dict[str, Any]:
     if not (isinstance(obj, dict) and "format" in obj):
         raise ValueError(_not_ours(path, obj))
     _check_format(path, obj)
-    return {k: obj[k] for k in _INFO_KEYS}
+    info = {k: obj[k] for k in _INFO_KEYS}
+    info["tensors"] = dict(obj.get("tensors") or {})
+    return info

@@ -49,6 +49,14 @@ class TrainConfig:
             with the fixed offset vector of ``offset_seed``, the one
             certification uses); sigma is the noise's RMS for all of them.
         q, offset_seed: DSSN's grid steps and offset-vector seed.
+        sigma_mode: ``"fixed"``, or ``"ddrs"`` for data-dependent sigma (DS2,
+            Alfarra et al. Alg. 2): a per-example sigma table, initialised to the
+            given sigma, is updated by :class:`smoothcert.sigma.OptimizeSigma` (model
+            in eval mode, ``ddrs_steps`` steps of size ``ddrs_lr`` with
+            ``ddrs_samples`` draws, its own noise stream) before every step of the
+            epochs ``e >= ddrs_start`` (0-based) with ``(e - ddrs_start) % ddrs_every
+            == 0``; the step then trains at the updated sigma. The table persists
+            across epochs and is stored with the checkpoint.
     """
 
     epochs: int = 30
@@ -64,6 +72,12 @@ class TrainConfig:
     noise: str = "gaussian"
     q: int = 255
     offset_seed: int = 0
+    sigma_mode: str = "fixed"
+    ddrs_steps: int = 1
+    ddrs_start: int = 0
+    ddrs_every: int = 1
+    ddrs_lr: float = 1e-4
+    ddrs_samples: int = 1
 
     def check(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -76,6 +90,26 @@ class TrainConfig:
             raise ValueError(f"augment must be 'none' or 'crop-flip', got {self.augment!r}")
         if self.noise not in NOISES:
             raise ValueError(f"noise must be one of {NOISES}, got {self.noise!r}")
+        if self.sigma_mode not in ("fixed", "ddrs"):
+            raise ValueError(f"sigma_mode must be 'fixed' or 'ddrs', got {self.sigma_mode!r}")
+        if self.sigma_mode == "ddrs":
+            if self.noise not in ("gaussian", "uniform"):
+                raise ValueError(f"data-dependent sigma trains with gaussian or uniform noise (differentiable in "
+                                 f"sigma), got {self.noise!r}")
+            if self.ddrs_start < 0 or self.ddrs_every < 1:
+                raise ValueError(f"ddrs_start must be >= 0 and ddrs_every >= 1, got {self.ddrs_start} and "
+                                 f"{self.ddrs_every}")
+
+    def optimizer(self):
+        """The :class:`OptimizeSigma` of the DS2 updates."""
+        from ..sigma import OptimizeSigma
+
+        return OptimizeSigma(steps=self.ddrs_steps, lr=self.ddrs_lr, samples=self.ddrs_samples)
+
+    def updates_sigma(self, epoch: int) -> bool:
+        """Whether DS2 updates the sigma table in (0-based) ``epoch``."""
+        return (self.sigma_mode == "ddrs" and self.ddrs_steps > 0 and epoch >= self.ddrs_start
+                and (epoch - self.ddrs_start) % self.ddrs_every == 0)
 
 
 def make_method(name: str, **params) -> Callable:
@@ -174,6 +208,10 @@ def train(model: torch.nn.Module, split: Split, method: Union[str, Callable], si
         if isinstance(sig_all, Tensor):
             raise ValueError("DSSN training takes one scalar sigma")
         ops.check_grid(split.x[: min(N, 256)], cfg.q, "training input")
+    if cfg.sigma_mode == "ddrs":
+        # DS2's table S[idx], initialised to sigma0 (or the given table).
+        sig_all = (sig_all.clone() if isinstance(sig_all, Tensor) else torch.full((N,), sig_all)).float()
+        sigma_opt = cfg.optimizer()
     if isinstance(sig_all, Tensor):
         sig_all = sig_all.to(device)
     model.to(device)
@@ -183,13 +221,15 @@ def train(model: torch.nn.Module, split: Split, method: Union[str, Callable], si
     history: List[dict] = []
     start = 0
     if out is not None and os.path.exists(_state_path(out)):
-        start, history = _resume(out, model, opt, sched, cfg, describe(loss_fn), device)
+        start, history, saved_sigma = _resume(out, model, opt, sched, cfg, describe(loss_fn), device)
+        if saved_sigma is not None:
+            sig_all = saved_sigma.to(device)
         if save is not None and _checkpoint_epochs(out) != start:
             # A crash between the two writes left the checkpoint one epoch
             # behind; an up-to-date one is left byte-identical (certification
             # runs key their resumable files by its hash).
             model.eval()
-            save(model, {"epochs_done": start, "history": history})
+            save(model, _progress(start, history, sig_all, cfg))
     x_all, y_all = split.x, split.y
     bar = None
     if progress:
@@ -210,6 +250,13 @@ def train(model: torch.nn.Module, split: Split, method: Union[str, Callable], si
                 x = _augment(x, gen)
             y = y_all[idx].to(device)
             ids = idx.to(device)
+            if cfg.updates_sigma(epoch):
+                model.eval()  # batch-norm statistics fixed: the samples stay independent
+                res = sigma_opt(model, x, sig_all[ids], ids=ids, seed=cfg.seed, stream=ops.TRAIN_SIGMA_OPT_STREAM,
+                                noise=cfg.noise, sample_start=epoch * cfg.ddrs_steps * cfg.ddrs_samples,
+                                batch_size=max(cfg.batch_size, x.shape[0] * cfg.ddrs_samples))
+                sig_all[ids] = res.sigma.to(sig_all.device)
+                model.train()
             sig = sig_all[ids] if isinstance(sig_all, Tensor) else sig_all
 
             noise = make_noise(cfg, ids, sig, epoch * SAMPLES_PER_EPOCH)
@@ -238,9 +285,10 @@ def train(model: torch.nn.Module, split: Split, method: Union[str, Callable], si
             model.eval()
             # The state (weights included) first: it alone drives a resume, so a
             # crash between the two writes loses nothing.
-            _save_state(out, model, opt, sched, epoch + 1, history, cfg, describe(loss_fn))
+            _save_state(out, model, opt, sched, epoch + 1, history, cfg, describe(loss_fn),
+                        sig_all if cfg.sigma_mode == "ddrs" else None)
             if save is not None:
-                save(model, {"epochs_done": epoch + 1, "history": history})
+                save(model, _progress(epoch + 1, history, sig_all, cfg))
     if bar is not None:
         bar.close()
     return model.eval()
@@ -284,10 +332,19 @@ def _checkpoint_epochs(out: str) -> Optional[int]:
         return None
 
 
+def _progress(epochs_done: int, history: List[dict], sig_all, cfg: TrainConfig) -> Dict[str, Any]:
+    """What ``save`` gets after an epoch; DS2 adds its sigma table ``[N]`` (a tensor)."""
+    meta: Dict[str, Any] = {"epochs_done": epochs_done, "history": history}
+    if cfg.sigma_mode == "ddrs":
+        meta["sigma_table"] = sig_all.detach().float().cpu().clone()  # a snapshot, not the live table
+    return meta
+
+
 def _save_state(out: str, model, opt, sched, epochs_done: int, history: List[dict], cfg: TrainConfig,
-                method: Dict[str, Any]) -> None:
+                method: Dict[str, Any], sigma_table: Optional[Tensor] = None) -> None:
     tmp = _state_path(out) + ".tmp"
     torch.save({"format": STATE_FORMAT, "epochs_done": epochs_done, "optimizer": opt.state_dict(),
+                "sigma_table": None if sigma_table is None else sigma_table.detach().float().cpu().clone(),
                 "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                 "scheduler": sched.state_dict(), "history": history, "method": method,
                 "config": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(cfg).items()}}, tmp)
@@ -295,7 +352,8 @@ def _save_state(out: str, model, opt, sched, epochs_done: int, history: List[dic
 
 
 def _resume(out: str, model, opt, sched, cfg: TrainConfig, method: Dict[str, Any], device) -> tuple:
-    """Loads weights and optimiser state from ``out + ".state"``; returns (next epoch, history)."""
+    """Loads weights and optimiser state from ``out + ".state"``; returns (next epoch, history,
+    the DS2 sigma table or None)."""
     state = torch.load(_state_path(out), map_location=device, weights_only=True)
     if state.get("format") != STATE_FORMAT:
         raise ValueError(f"{_state_path(out)}: not a smoothcert training state")
@@ -313,7 +371,7 @@ def _resume(out: str, model, opt, sched, cfg: TrainConfig, method: Dict[str, Any
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
-    return int(state["epochs_done"]), list(state["history"])
+    return int(state["epochs_done"]), list(state["history"]), state.get("sigma_table")
 
 
 def train_gaussian(model: torch.nn.Module, split: Split, sigma: Union[float, Tensor], *,
