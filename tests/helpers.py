@@ -15,6 +15,21 @@ from scipy import special
 F32_EPS = torch.finfo(torch.float32).eps
 
 
+def interrupt_optimizer_after(monkeypatch, steps: int):
+    """Makes the ``steps``-th ``torch.optim.SGD.step`` raise KeyboardInterrupt (a crash in
+    the middle of training); returns a function that restores the real step."""
+    real_step, calls = torch.optim.SGD.step, []
+
+    def dying_step(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == steps:
+            raise KeyboardInterrupt
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", dying_step)
+    return lambda: monkeypatch.setattr(torch.optim.SGD, "step", real_step)
+
+
 def cpu_and_cuda():
     """Device parametrisation: CUDA cases are marked and skipped without a GPU."""
     return ("cpu", pytest.param("cuda", marks=pytest.mark.needs_cuda))

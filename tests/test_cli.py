@@ -112,13 +112,17 @@ def test_demo_small(tmp_path):
         assert "fixed-sigma" in f.read()
 
 
-def test_bench_quick_runs(tmp_path):
+@pytest.mark.parametrize("bench", ["certify", "memory"])
+def test_bench_quick_runs(tmp_path, bench):
     out = str(tmp_path / "bench.json")
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "certify.py"), "--quick", "--device", "cpu",
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "bench", bench + ".py"), "--quick", "--device", "cpu",
                            "--json", out], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     with open(out) as f:
         res = json.load(f)["results"]
-    assert {r["case"] for r in res} >= {"tiny-mlp-8x8", "lenet-mnist"}
-    for r in res:
-        assert r["overhead"] > 0 and r["speedup"] > 0
+    if bench == "certify":
+        assert {r["case"] for r in res} >= {"tiny-mlp-8x8", "lenet-mnist"}
+        for r in res:
+            assert r["overhead"] > 0 and r["speedup"] > 0
+    else:
+        assert res["ball_margin"][0]["naive_over_kernel"] > 0 and res["optimize_sigma"][0]["optimize_over_certify"] > 0

@@ -6,6 +6,8 @@ import torch
 from smoothcert import cli, data, models
 from smoothcert import train as training
 
+from helpers import interrupt_optimizer_after
+
 
 def toy_split(n=64, seed=0):
     g = torch.Generator().manual_seed(seed)
@@ -75,19 +77,11 @@ def test_resume_restores_the_sigma_table_exactly(tmp_path, monkeypatch):
     full = training.train(toy_model(), toy_split(), "gaussian", 0.25, config=cfg, out=a, save=save_fn(a, full_meta),
                           progress=False)
     b = str(tmp_path / "b.pt")
-    real_step, steps = torch.optim.SGD.step, []
-
-    def dying_step(self, *args, **kw):
-        steps.append(1)
-        if len(steps) == 4 + 2:  # 4 steps per epoch: killed inside epoch 2
-            raise KeyboardInterrupt
-        return real_step(self, *args, **kw)
-
-    monkeypatch.setattr(torch.optim.SGD, "step", dying_step)
+    restore = interrupt_optimizer_after(monkeypatch, 4 + 2)  # killed inside epoch 2
     with pytest.raises(KeyboardInterrupt):
         training.train(toy_model(), toy_split(), "gaussian", 0.25, config=cfg, out=b, save=save_fn(b, []),
                        progress=False)
-    monkeypatch.setattr(torch.optim.SGD, "step", real_step)
+    restore()
     resumed_meta = []
     resumed = training.train(toy_model(seed=3), toy_split(), "gaussian", 0.25, config=cfg, out=b,
                              save=save_fn(b, resumed_meta), progress=False)

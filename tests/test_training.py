@@ -9,7 +9,7 @@ import torch
 from smoothcert import cli, data, models
 from smoothcert import train as training
 from smoothcert.train import losses
-from helpers import gen
+from helpers import gen, interrupt_optimizer_after
 
 PARAMS = {"gaussian": {}, "smoothadv": dict(m=2, steps=2, epsilon=0.2, warmup=1), "macer": dict(k=4),
           "stability": {}}
@@ -96,19 +96,11 @@ def test_resume_after_interruption_is_exact(tmp_path, schedule, monkeypatch):
                           save=_save_fn(str(tmp_path / "a.pt")), progress=False)
 
     path = str(tmp_path / "b.pt")
-    real_step, steps = torch.optim.SGD.step, []
-
-    def dying_step(self, *a, **k):
-        steps.append(1)
-        if len(steps) == 8 + 3:  # 8 steps per epoch: killed inside epoch 2
-            raise KeyboardInterrupt
-        return real_step(self, *a, **k)
-
-    monkeypatch.setattr(torch.optim.SGD, "step", dying_step)
+    restore = interrupt_optimizer_after(monkeypatch, 8 + 3)  # killed inside epoch 2
     with pytest.raises(KeyboardInterrupt):
         training.train(toy_model(), toy_split(), method, 0.25, config=cfg, out=path, save=_save_fn(path),
                        progress=False)
-    monkeypatch.setattr(torch.optim.SGD, "step", real_step)
+    restore()
     assert models.checkpoint_info(path)["meta"]["epochs_done"] == 1
     log = []
     resumed = training.train(toy_model(seed=5), toy_split(), method, 0.25, config=cfg, out=path,

@@ -1,19 +1,6 @@
-"""Datasets as float32 tensors in [0, 1], the space where smoothing noise is added.
-
-Every loader returns images in raw pixel space scaled to [0, 1]; normalisation
-happens inside the model (:class:`smoothcert.models.NormalizeLayer`) so that
-sigma is always expressed in [0, 1] pixel units.
-
-Datasets and the layouts found under ``root`` (the CLI's ``--data-root``):
-
-* ``digits``: scikit-learn's 8x8 digits (no files; ``root`` ignored).
-* ``mnist`` / ``fashion-mnist``: the four idx files, plain or ``.gz``, in ``root``
-  or a known sub-folder (``mnist/``, ``MNIST/raw/``, ``FashionMNIST/raw/``, ...).
-* ``cifar10``: the python batches ``data_batch_1..5`` / ``test_batch`` (in ``root``
-  or a ``cifar*`` sub-folder such as ``cifar-10-batches-py/``), else PNGs named
-  ``cifar10_<index>_<label>.png`` (test split only, ordered by index).
-* ``imagenet``: ``root/{train,val}/<wnid>/*.JPEG``; ``x`` is a :class:`LazyImages`.
-"""
+"""The dataset registry: :class:`Split`, the per-dataset shapes, class counts and
+normalisation statistics, and :func:`load_dataset` over the registered loaders
+(one module per on-disk format registers each with :func:`register_dataset`)."""
 
 from __future__ import annotations
 
