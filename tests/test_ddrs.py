@@ -284,3 +284,11 @@ def test_sigma_is_per_input_even_when_the_batch_size_equals_the_dimension():
     whole = opt(Wavy(), X, 0.6, ids=torch.arange(6), seed=1).sigma
     threes = torch.cat([opt(Wavy(), X[i:i + 3], 0.6, ids=torch.arange(i, i + 3), seed=1).sigma for i in (0, 3)])
     assert torch.equal(whole, threes)
+
+
+def test_cli_refuses_ddrs_options_without_the_mode(checkpoint, tmp_path, capsys):
+    args = ["certify", "--model", checkpoint, "--dataset", "digits", "--sigma", "0.25", "--n", "100", "--max", "2",
+            "--ddrs-steps", "5", "--memory-out", str(tmp_path / "m.pt"), "--out", str(tmp_path / "x.tsv"),
+            "--no-progress"]
+    assert cli.main(args) == 2
+    assert "--ddrs-steps, --memory-out belong to --sigma-mode ddrs" in capsys.readouterr().err

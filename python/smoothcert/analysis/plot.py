@@ -8,9 +8,15 @@ import numpy as np
 from .metrics import certified_accuracy, summarize
 
 
+# Line style per kind of certificate, so that curves that coincide (a memory that never
+# fired gives the data-dependent curve) stay visible.
+STYLES = {"memory": "-", "data-dependent": "--", "fixed-sigma": ":"}
+
+
 def plot_certified_accuracy(summaries_or_paths, out_png, labels=None, title=None) -> None:
     """Certified accuracy vs radius as exact step curves (evaluated at every distinct certified
-    radius), one per file; saved as PNG (dpi 120).  Accepts summaries or result paths."""
+    radius), one per certificate of each file; saved as PNG (dpi 120).  Accepts summaries or
+    result paths."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # Agg, without pyplot state
     from matplotlib.figure import Figure
 
@@ -29,15 +35,16 @@ def plot_certified_accuracy(summaries_or_paths, out_png, labels=None, title=None
         knots = np.unique(r[(c == 1) & (r > 0) & (r <= xend)])
         xs = np.concatenate([[0.0], knots, [xend]])
         ys = certified_accuracy(r, c, xs)
-        ax.step(xs, ys, where="pre", label=f"{s['label']} (n={s['rows']})")
+        ax.step(xs, ys, where="pre", label=f"{s['label']} (n={s['rows']})",
+                linestyle=STYLES.get(s["certificate"], "-"), linewidth=1.4)
     norms = sorted({s["norm"] for s in items}) or ["l2"]
     ax.set_xlabel(f"radius ({'/'.join(n.upper() for n in norms)})")
     ax.set_ylabel("certified accuracy")
     ax.set_xlim(0, xend)
     ax.set_ylim(0, 1)
     ax.grid(True, alpha=0.4)
-    ax.legend(loc="upper right")
+    ax.legend(loc="lower left", fontsize="small", framealpha=0.85)
     if title:
-        ax.set_title(title)
+        ax.set_title(title, fontsize="medium")
     fig.tight_layout()
     fig.savefig(str(out_png), dpi=120)  # the figure is not registered with pyplot: nothing to close

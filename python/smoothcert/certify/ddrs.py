@@ -184,37 +184,51 @@ class DataDependentSmooth(SmoothingFamily):
                    flip_rate=self.flips / total)
         return out
 
+    # Options of --sigma-mode ddrs and their defaults (None on the parser, so that giving one
+    # without --sigma-mode ddrs can be refused instead of silently ignored).
+    OPTION_DEFAULTS = {"ddrs_steps": 100, "ddrs_lr": 1e-4, "ddrs_samples": 1, "ddrs_fixed_class": False,
+                       "ddrs_min_sigma": 1e-3, "memory_tol": 1e-6, "memory_case_a": "min", "memory_in": None,
+                       "memory_out": None}
+
     @classmethod
     def add_arguments(cls, parser) -> None:
+        d = cls.OPTION_DEFAULTS
         g = parser.add_argument_group("data-dependent sigma (--sigma-mode ddrs)")
-        g.add_argument("--ddrs-steps", type=int, default=100, help="K, gradient steps of OptimizeSigma")
-        g.add_argument("--ddrs-lr", type=float, default=1e-4, help="alpha, the step size")
-        g.add_argument("--ddrs-samples", type=int, default=1, help="n, noise draws per input per step")
-        g.add_argument("--ddrs-fixed-class", action="store_true",
+        g.add_argument("--ddrs-steps", type=int, help=f"K, gradient steps of OptimizeSigma ({d['ddrs_steps']})")
+        g.add_argument("--ddrs-lr", type=float, help=f"alpha, the step size ({d['ddrs_lr']})")
+        g.add_argument("--ddrs-samples", type=int, help=f"n, noise draws per input per step ({d['ddrs_samples']})")
+        g.add_argument("--ddrs-fixed-class", action="store_true", default=None,
                        help="keep sigma0's top class (Eq. 2) instead of re-selecting the top 2 every step")
-        g.add_argument("--ddrs-min-sigma", type=float, default=1e-3, help="floor of sigma (counted when hit)")
-        g.add_argument("--memory-tol", type=float, default=1e-6, help="the memory's conservative tolerance tau")
-        g.add_argument("--memory-case-a", default="min", choices=["min", "listing"],
-                       help="case A radius: min(R, R_i - D) (paper text) or R_i - D (its listing)")
-        g.add_argument("--memory-in", default=None, help="start from this saved memory (smoothcert memory file)")
-        g.add_argument("--memory-out", default=None, help="save the memory here at the end")
+        g.add_argument("--ddrs-min-sigma", type=float, help=f"floor of sigma, counted when hit ({d['ddrs_min_sigma']})")
+        g.add_argument("--memory-tol", type=float, help=f"the memory's conservative tolerance tau ({d['memory_tol']})")
+        g.add_argument("--memory-case-a", choices=["min", "listing"],
+                       help="case A radius: min(R, R_i - D) (paper text; default) or R_i - D (its listing)")
+        g.add_argument("--memory-in", help="start from this saved memory (smoothcert memory file)")
+        g.add_argument("--memory-out", help="save the memory here at the end")
+
+    @classmethod
+    def options_given(cls, args) -> List[str]:
+        """The --sigma-mode ddrs options set on the command line (to refuse them in fixed mode)."""
+        return ["--" + k.replace("_", "-") for k in cls.OPTION_DEFAULTS if getattr(args, k, None) is not None]
 
     @classmethod
     def from_args(cls, args, base) -> "DataDependentSmooth":
-        opt = OptimizeSigma(steps=args.ddrs_steps, lr=args.ddrs_lr, samples=args.ddrs_samples,
-                            fixed_class=args.ddrs_fixed_class, min_sigma=args.ddrs_min_sigma)
+        o = {k: (getattr(args, k) if getattr(args, k, None) is not None else v)
+             for k, v in cls.OPTION_DEFAULTS.items()}
+        opt = OptimizeSigma(steps=o["ddrs_steps"], lr=o["ddrs_lr"], samples=o["ddrs_samples"],
+                            fixed_class=o["ddrs_fixed_class"], min_sigma=o["ddrs_min_sigma"])
         memory, source = None, None
-        if args.memory_in:
+        if o["memory_in"]:
             import hashlib
 
-            memory = Memory.load(args.memory_in)
-            with open(args.memory_in, "rb") as f:
-                source = f"{args.memory_in} sha256:{hashlib.sha256(f.read()).hexdigest()}"
+            memory = Memory.load(o["memory_in"])
+            with open(o["memory_in"], "rb") as f:
+                source = f"{o['memory_in']} sha256:{hashlib.sha256(f.read()).hexdigest()}"
             if memory.norm != base.NORM:
                 raise ValueError(f"--memory-in holds {memory.norm} balls but --noise {base.NOISE} certifies "
                                  f"{base.NORM}")
-        return cls(base, opt, memory=memory, memory_tol=args.memory_tol, case_a=args.memory_case_a,
-                   memory_source=source, memory_out=args.memory_out)
+        return cls(base, opt, memory=memory, memory_tol=o["memory_tol"], case_a=o["memory_case_a"],
+                   memory_source=source, memory_out=o["memory_out"])
 
     def finish(self) -> None:
         if self.memory_out and self.memory is not None:

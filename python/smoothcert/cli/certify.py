@@ -50,6 +50,10 @@ def build_family(args, model, num_classes: int, info: dict, out_dtype):
     if trained.get("kind", "gaussian") != args.noise:
         print(f"note: model was trained with {trained.get('kind', 'gaussian')} noise, certifying with "
               f"{args.noise}", file=sys.stderr)
+    for name, other in SIGMA_MODES.items():
+        given = other.options_given(args) if other is not None and name != args.sigma_mode else []
+        if given:
+            raise ValueError(f"{', '.join(given)} belong to --sigma-mode {name}, but --sigma-mode is {args.sigma_mode}")
     family = FAMILIES[args.noise].from_args(args, model, num_classes, trained, out_dtype)
     mode = SIGMA_MODES[args.sigma_mode]
     return family if mode is None else mode.from_args(args, family)
