@@ -244,8 +244,10 @@ class Memory:
         if not isinstance(st, dict) or st.get("format") != MEMORY_FORMAT:
             raise ValueError(f"{path} is not a smoothcert memory file (format {MEMORY_FORMAT})")
         mem = cls(st["shape"], norm=st["norm"], tol=st["tol"], case_a=st["case_a"], device=device)
-        for i in range(st["x"].shape[0]):
-            mem.insert(st["x"][i], int(st["classes"][i]), float(st["radii"][i]), int(st["ids"][i]))
+        N = st["x"].shape[0]
+        mem._x = st["x"].reshape(N, mem.dim).to(device=mem.device, dtype=torch.float32).clone()
+        mem._cls, mem._radius, mem._ids = (st[k].clone() for k in ("classes", "radii", "ids"))
+        mem.size = N
         mem.counts.update(st["counts"])
         return mem
 

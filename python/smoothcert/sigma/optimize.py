@@ -142,9 +142,11 @@ class OptimizeSigma:
 
     def _optimise(self, model, X, sigma, ids, seed, stream, noise, sample_start, soft_radius, lo, hi,
                   clamp_inputs):
+        # Everything stays on X's device until the end: no host sync per step.
         G, n = X.shape[0], self.samples
-        clipped = torch.zeros(G, dtype=torch.long)
-        last = torch.zeros(G, dtype=torch.float64)
+        clipped = torch.zeros(G, dtype=torch.long, device=X.device)
+        finite = torch.ones((), dtype=torch.bool, device=X.device)
+        radius = torch.zeros(G, device=X.device)
         fixed = None
         rows = torch.arange(G, device=X.device)
         for step in range(self.steps):
@@ -164,12 +166,11 @@ class OptimizeSigma:
                 p1, p2 = top[:, 0], top[:, 1]
             radius = soft_radius(p1.clamp(lo, hi), p2.clamp(lo, hi), sig)
             (grad,) = torch.autograd.grad(radius.sum(), [sig])
-            if not bool(torch.isfinite(grad).all()):
-                raise FloatingPointError(f"non-finite sigma gradient at step {step} (the classifier returned "
-                                         "NaN/inf logits?)")
-            last = radius.detach().double().cpu()
+            finite &= torch.isfinite(grad).all()
             new = sig.detach() + self.lr * grad
             hit = new < self.min_sigma
-            clipped += hit.cpu().long()
+            clipped += hit.long()
             sigma = torch.where(hit, torch.full_like(new, self.min_sigma), new)
-        return sigma.detach(), clipped, last
+        if not bool(finite):
+            raise FloatingPointError("non-finite sigma gradient (the classifier returned NaN/inf logits?)")
+        return sigma.detach(), clipped.cpu(), radius.detach().double().cpu()
