@@ -224,6 +224,7 @@ def test_cli_ddrs_tsv_resume_and_memory_file(checkpoint, tmp_path):
     assert cli.main(ddrs_args(checkpoint, again, ["--memory-in", mem])) == 0
     a = without_time(again)
     assert {r[h["memory_case"]] for r in a[1:]} <= {"duplicate", "abstain"}
+    assert cli.main(ddrs_args(checkpoint, str(tmp_path / "tol.tsv"), ["--memory-in", mem, "--memory-tol", "1e-3"])) == 2
     stored = {int(r[0]): (r[2], r[3]) for r in rows[1:] if r[h["memory_case"]] not in ("duplicate", "abstain")}
     for r in a[1:]:
         if r[h["memory_case"]] == "duplicate":

@@ -76,7 +76,7 @@ class DataDependentSmooth(SmoothingFamily):
             :class:`smoothcert.UniformSmooth`); its sigma is sigma0, its seed keys all draws.
         optimizer: :class:`smoothcert.sigma.OptimizeSigma` (K, lr, n, clamps).
         memory: a :class:`Memory` to start from (default: empty, created at the
-            first input with the base family's norm).
+            first input with the base family's norm); it keeps its own tolerance and case-A rule.
         memory_tol, case_a: the memory's tolerance and case-A rule when it is created here.
         memory_source: description of a starting memory, for the sidecar.
         memory_out: path where :meth:`finish` saves the memory.
@@ -98,7 +98,9 @@ class DataDependentSmooth(SmoothingFamily):
         self.sigma0 = float(base.sigma)
         self.optimizer = optimizer or OptimizeSigma()
         self.memory = memory
-        self.memory_tol, self.case_a = float(memory_tol), case_a
+        # A memory given to continue from keeps its own tolerance and case-A rule.
+        self.memory_tol, self.case_a = (memory.tol, memory.case_a) if memory is not None else (float(memory_tol),
+                                                                                                case_a)
         self.memory_source, self.memory_out = memory_source, memory_out
         self.NORM = base.NORM
         self.sigma_stars: List[float] = []
@@ -227,6 +229,10 @@ class DataDependentSmooth(SmoothingFamily):
             if memory.norm != base.NORM:
                 raise ValueError(f"--memory-in holds {memory.norm} balls but --noise {base.NOISE} certifies "
                                  f"{base.NORM}")
+            for key, have in (("memory_tol", memory.tol), ("memory_case_a", memory.case_a)):
+                if getattr(args, key, None) is not None and getattr(args, key) != have:
+                    raise ValueError(f"--{key.replace('_', '-')} {getattr(args, key)} differs from the "
+                                     f"--memory-in memory's {have!r}")
         return cls(base, opt, memory=memory, memory_tol=o["memory_tol"], case_a=o["memory_case_a"],
                    memory_source=source, memory_out=o["memory_out"])
 
