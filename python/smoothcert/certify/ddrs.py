@@ -23,7 +23,6 @@ import torch
 
 from .. import ops
 from ..sigma import OptimizeSigma
-from .engine import check_finite_inputs, check_inputs, input_ids
 from .family import Budget, SmoothingFamily, register_sigma_mode
 from .gaussian import Smooth
 from .memory import Memory, MemoryResult
@@ -113,10 +112,9 @@ class DataDependentSmooth(SmoothingFamily):
         """Certifies ``X`` ``[B, *S]`` (resolved against the memory in order, then stored)."""
         base = self.base
         n0, n, alpha, batch_size = base._check_budget(n0, n, alpha, batch_size)
-        X = check_finite_inputs(check_inputs(X, base.base_classifier))
-        ids = input_ids(indices, X.shape[0]).to(X.device)
+        X, ids, table0 = base._prepare(X, indices)
         t0 = time.perf_counter()
-        fixed = base.certify_batch(X, n0, n, alpha, batch_size, indices=ids)
+        fixed = base.certify_table(X, ids, table0, n0, n, alpha, batch_size)
         opt = self.optimizer(base.base_classifier, X, self.sigma0, ids=ids, seed=base.seed, noise=base.NOISE,
                              batch_size=batch_size, clamp_inputs=base.clamp)
         table = opt.sigma.to(X.device).view(-1, 1)  # [B, 1]: per input

@@ -14,12 +14,7 @@ import numpy as np
 import torch
 
 from .. import ops
-
-
-def check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+from ..ops.checks import check_int  # noqa: F401  (re-exported for the families)
 
 
 def check_alpha(alpha) -> float:

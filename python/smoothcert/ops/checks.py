@@ -11,6 +11,13 @@ import torch
 from .streams import ID_LIMIT
 
 
+def check_int(name: str, value, minimum: int) -> int:
+    """``int(value)``, or ValueError unless it is an integer (not a bool) >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
 def check_sigma(table: torch.Tensor) -> None:
     """Raises ValueError unless every sigma is finite and > 0 (one host sync)."""
     if table.numel() == 0:

@@ -8,7 +8,7 @@ import functools
 import numpy as np
 import torch
 
-from .checks import check_grid
+from .checks import check_grid, check_int
 from .streams import DSSN_OFFSET_STREAM
 
 
@@ -59,12 +59,6 @@ def dssn_batch(x: torch.Tensor, v: torch.Tensor, offsets: torch.Tensor, levels: 
     return torch.ops.smoothcert.dssn_batch.default(x, v, offsets, levels, q, mean, std, out_dtype, channels_last)
 
 
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 @functools.lru_cache(maxsize=16)
 def _offsets_cached(levels: int, dim: int, seed: int) -> torch.Tensor:
     return torch.from_numpy(np.random.RandomState(seed).randint(levels, size=dim).astype(np.int32))
@@ -76,9 +70,9 @@ def dssn_offsets(levels: int, dim: int, seed: int = 0) -> torch.Tensor:
     i.i.d. integers in ``[0, L)`` (not a permutation), in the input's C,H,W
     flattening order; training and certification must use the same ``(L, d, seed)``.
     """
-    _check_int("levels", levels, 1)
-    _check_int("dim", dim, 1)
-    _check_int("seed", seed, 0)
+    check_int("levels", levels, 1)
+    check_int("dim", dim, 1)
+    check_int("seed", seed, 0)
     if seed >= 2 ** 32:
         raise ValueError(f"the offset seed must be < 2^32 (numpy RandomState), got {seed}")
     return _offsets_cached(int(levels), int(dim), int(seed)).clone()  # callers may modify their copy
