@@ -112,7 +112,7 @@ def test_demo_small(tmp_path):
         assert "fixed-sigma" in f.read()
 
 
-@pytest.mark.parametrize("bench", ["certify", "memory"])
+@pytest.mark.parametrize("bench", ["certify", "memory", "anisotropic"])
 def test_bench_quick_runs(tmp_path, bench):
     out = str(tmp_path / "bench.json")
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "bench", bench + ".py"), "--quick", "--device", "cpu",
@@ -124,5 +124,7 @@ def test_bench_quick_runs(tmp_path, bench):
         assert {r["case"] for r in res} >= {"tiny-mlp-8x8", "lenet-mnist"}
         for r in res:
             assert r["overhead"] > 0 and r["speedup"] > 0
-    else:
+    elif bench == "memory":
         assert res["ball_margin"][0]["naive_over_kernel"] > 0 and res["optimize_sigma"][0]["optimize_over_certify"] > 0
+    else:
+        assert res["noise_path"][0]["per_element_over_scalar"] > 0 and res["optimiser_step"][0]["plain_over_fused"] > 0

@@ -14,7 +14,8 @@ COHEN_KIND = "fixed-sigma (Cohen TSV)"
 # others' columns <view>_predict, <view>_radius, <view>_certificate.
 VIEW_INT_SUFFIXES = ("_predict", "_count_a", "_partner")
 VIEW_FLOAT_SUFFIXES = ("_radius", "_pa_lower")
-FLOAT_EXTRA = ("sigma0", "sigma_star")
+FLOAT_EXTRA = ("sigma0", "sigma_star", "normalized_radius", "o_ca", "r_geo", "r_linf", "sigma_min", "sigma_mean",
+               "sigma_geomean", "r_two_sided")
 
 
 def _is_int(name: str) -> bool:

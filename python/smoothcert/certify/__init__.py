@@ -5,12 +5,14 @@
 * :mod:`.gaussian` -- Cohen et al.'s Gaussian L2 smoothing (:class:`Smooth`);
 * :mod:`.uniform` -- uniform-noise L1 smoothing (:class:`UniformSmooth`);
 * :mod:`.split` -- splitting noise, randomized (SSN) and deterministic (DSSN);
+* :mod:`.anisotropic` -- per-element sigma (Tecot et al.; ``--sigma-file``), certifying ellipsoids;
 * :mod:`.ddrs` -- data-dependent sigma (``--sigma-mode ddrs``) with the memory-based
   certificate of :mod:`.memory`;
 * :mod:`.run` -- certifying a dataset into a resumable TSV.
 
 Importing this package registers every family.
 """
+from .anisotropic import AnisotropicResult, AnisotropicSmooth
 from .ddrs import DataDependentSmooth, DdrsResult
 from .family import FAMILIES, SIGMA_MODES, Budget, SmoothingFamily, register_family, register_sigma_mode
 from .gaussian import Smooth
@@ -20,6 +22,6 @@ from .run import certify_dataset
 from .split import DssnResult, SplitSmooth, SsnSmooth, dssn_offsets, dssn_training_offsets
 from .uniform import UniformSmooth
 
-__all__ = ["DataDependentSmooth", "DdrsResult", "Memory", "MemoryResult", "FAMILIES", "SIGMA_MODES", "Budget", "SmoothingFamily", "register_family", "register_sigma_mode",
+__all__ = ["AnisotropicResult", "AnisotropicSmooth", "DataDependentSmooth", "DdrsResult", "Memory", "MemoryResult", "FAMILIES", "SIGMA_MODES", "Budget", "SmoothingFamily", "register_family", "register_sigma_mode",
            "Smooth", "CertifyResult", "PredictResult", "certify_dataset", "DssnResult", "SplitSmooth",
            "SsnSmooth", "UniformSmooth", "dssn_offsets", "dssn_training_offsets"]

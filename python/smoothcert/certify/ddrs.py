@@ -212,7 +212,8 @@ class DataDependentSmooth(SmoothingFamily):
         return ["--" + k.replace("_", "-") for k in cls.OPTION_DEFAULTS if getattr(args, k, None) is not None]
 
     @classmethod
-    def from_args(cls, args, base) -> "DataDependentSmooth":
+    def from_args(cls, args, make_base) -> "DataDependentSmooth":
+        base = make_base()
         o = {k: (getattr(args, k) if getattr(args, k, None) is not None else v)
              for k, v in cls.OPTION_DEFAULTS.items()}
         opt = OptimizeSigma(steps=o["ddrs_steps"], lr=o["ddrs_lr"], samples=o["ddrs_samples"],

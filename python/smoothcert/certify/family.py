@@ -111,6 +111,13 @@ class SmoothingFamily:
         raise NotImplementedError
 
 
+def required_sigma(args: argparse.Namespace) -> float:
+    """``args.sigma``, or ValueError when the command line gave none."""
+    if getattr(args, "sigma", None) is None:
+        raise ValueError("--sigma is required (the noise level)")
+    return args.sigma
+
+
 FAMILIES: Dict[str, type] = {}
 SIGMA_MODES: Dict[str, Optional[type]] = {"fixed": None}
 
@@ -126,8 +133,13 @@ def register_family(name: str) -> Callable[[type], type]:
 
 
 def register_sigma_mode(name: str) -> Callable[[type], type]:
-    """Class decorator: makes ``cls`` (with ``from_args(args, base_family)``) the wrapper of
-    ``smoothcert certify --sigma-mode name`` around the ``--noise`` family."""
+    """Class decorator: makes ``cls`` the family of ``smoothcert certify --sigma-mode name``.
+
+    ``cls.from_args(args, make_base)`` builds it; ``make_base(**overrides)`` builds the
+    ``--noise`` family with some options replaced (e.g. ``sigma=``), for a mode that wraps
+    it or takes its settings. ``cls.options_given(args)`` lists the mode's own options set
+    on the command line: they are refused under another mode, and select the mode when
+    ``--sigma-mode`` is not given if ``cls.IMPLIED_BY_OPTIONS`` is true."""
     def deco(cls: type) -> type:
         SIGMA_MODES[name] = cls
         return cls

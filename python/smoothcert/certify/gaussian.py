@@ -26,7 +26,7 @@ from .. import ops, stats
 from ..utils import progress as progress_bar
 from .engine import (check_alpha, check_finite_inputs, check_inputs, check_int, check_nonfinite,
                      check_scalar_sigma, chunks, groups, input_ids, sub_table, vote)
-from .family import Budget, SmoothingFamily, register_family
+from .family import Budget, SmoothingFamily, register_family, required_sigma
 from .results import CertifyResult, PredictResult
 
 
@@ -189,7 +189,7 @@ class Smooth(SmoothingFamily):
 
     @classmethod
     def from_args(cls, args, model, num_classes, trained, out_dtype):
-        return cls(model, num_classes, args.sigma, seed=args.seed, out_dtype=out_dtype)
+        return cls(model, num_classes, required_sigma(args), seed=args.seed, out_dtype=out_dtype)
 
     # ----------------------------------------------------------------- internals
 

@@ -29,7 +29,7 @@ from ..stats import l1 as stats_l1
 from ..stats.l1 import dssn_levels
 from ..utils import progress as progress_bar
 from .engine import check_inputs, check_int, check_nonfinite, chunks, vote
-from .family import Budget, SmoothingFamily, register_family
+from .family import Budget, SmoothingFamily, register_family, required_sigma
 from .results import CertifyResult
 from .uniform import L1MonteCarlo
 
@@ -298,7 +298,7 @@ class SplitSmooth(SmoothingFamily):
                 print(f"note: model was trained with DSSN q={trained.get('q')} offset seed "
                       f"{trained.get('offset_seed')}; certifying with q={q} offset seed {offset_seed}",
                       file=sys.stderr)
-        smooth = cls(model, num_classes, args.sigma, q=q, seed=offset_seed, deterministic=True,
+        smooth = cls(model, num_classes, required_sigma(args), q=q, seed=offset_seed, deterministic=True,
                      quantize=args.quantize, out_dtype=out_dtype)
         if trained.get("kind") == "dssn" and trained.get("levels") not in (None, smooth.levels):
             print(f"note: model was trained with L={trained['levels']} offsets (another sigma, so another v); "

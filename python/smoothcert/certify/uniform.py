@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import stats
 from ..stats import l1 as stats_l1
-from .family import Budget, register_family
+from .family import Budget, register_family, required_sigma
 from .gaussian import Smooth
 
 
@@ -50,7 +50,7 @@ class L1MonteCarlo(Smooth):
 
     @classmethod
     def from_args(cls, args, model, num_classes, trained, out_dtype):
-        return cls(model, num_classes, args.sigma, seed=args.seed, out_dtype=out_dtype, abstain=args.abstain)
+        return cls(model, num_classes, required_sigma(args), seed=args.seed, out_dtype=out_dtype, abstain=args.abstain)
 
 
 @register_family("uniform")

@@ -20,7 +20,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--best", action="append", default=[], metavar="NAME=LABEL,LABEL,...",
                         help="add a table row with the best certified accuracy at each radius over the "
                              "files with these labels (e.g. best over sigma); repeatable")
+    parser.add_argument("--volume-plot", metavar="PATH",
+                        help="write certified accuracy against O_CA (log certified volume) here, for anisotropic "
+                        "and Gaussian fixed-sigma files (O_CA = D log radius)")
+    parser.add_argument("--volumes", type=float, nargs="+", metavar="A",
+                        help="O_CA levels of the volume table (with --volume-plot or alone)")
+    parser.add_argument("--dim", type=int, help="input dimension D of isotropic files (default: from the sidecar)")
     return parser
+
+
+def _volume_table(args) -> str:
+    from ..analysis.tables import _trunc3
+    from ..analysis.volume import certified_accuracy_at_volume, volume_summary
+
+    labels = args.labels or [None] * len(args.results)
+    vs = [volume_summary(p, label=lab, dim=args.dim) for p, lab in zip(args.results, labels)]
+    levels = args.volumes or []
+    head = ["label", "kind", "rows", "clean acc", "mean O_CA"] + [f"acc@O_CA>={a:g}" for a in levels]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for s in vs:
+        acc = certified_accuracy_at_volume(s["o_ca"], s["correct"], levels) if levels else []
+        cells = [s["label"], s["kind"], str(s["rows"]), _trunc3(s["clean_accuracy"]), f"{s['mean_o_ca']:.1f}"]
+        lines.append("| " + " | ".join(cells + [_trunc3(a) for a in acc]) + " |")
+    if args.volume_plot:
+        from ..analysis.volume import plot_volume_curves
+
+        plot_volume_curves(vs, args.volume_plot, title=args.title)
+    return "\n".join(lines) + "\n"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,6 +64,12 @@ def run(args: argparse.Namespace) -> int:
         Path(args.out_table).write_text(table, encoding="utf-8")
     if args.plot:
         plot_certified_accuracy(summaries, args.plot, title=args.title)
+    if args.volume_plot or args.volumes:
+        vt = _volume_table(args)
+        sys.stdout.write("\n" + vt)
+        if args.out_table:
+            with open(args.out_table, "a", encoding="utf-8") as f:
+                f.write("\n" + vt)
     return 0
 
 

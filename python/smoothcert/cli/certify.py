@@ -19,14 +19,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, help="dataset name (digits, mnist, fashion-mnist, ...)")
     p.add_argument("--data-root", default=None, help="directory holding the dataset files")
     p.add_argument("--split", default="test", choices=["train", "test"])
-    p.add_argument("--sigma", type=float, required=True,
+    p.add_argument("--sigma", type=float, default=None,
                    help="noise level (RMS) in [0, 1] pixel units; with --sigma-mode ddrs the initial sigma0, "
-                   "which the fixed-sigma certificate beside it uses")
+                   "which the fixed-sigma certificate beside it uses (not with --sigma-file)")
     p.add_argument("--noise", default="gaussian", choices=sorted(FAMILIES),
                    help="gaussian: L2 radius; uniform, ssn (Monte Carlo) and dssn (exact, grid inputs): L1 radius")
-    p.add_argument("--sigma-mode", default="fixed", choices=sorted(SIGMA_MODES),
+    p.add_argument("--sigma-mode", default=None, choices=sorted(SIGMA_MODES),
                    help="fixed: one sigma for all inputs; ddrs: sigma optimised per input (Alfarra et al.), "
-                   "certified with a memory")
+                   "certified with a memory; anisotropic: one sigma per input element from --sigma-file "
+                   "(Tecot et al.). Default: anisotropic with --sigma-file, else fixed")
     p.add_argument("--n0", type=int, default=100, help="selection samples")
     p.add_argument("--n", type=int, default=100000, help="estimation samples")
     p.add_argument("--alpha", type=float, default=0.001, help="one-sided failure probability")
@@ -47,6 +48,12 @@ def build_family(args, model, num_classes: int, info: dict, out_dtype):
     from ..certify import FAMILIES, SIGMA_MODES
 
     trained = (info.get("meta") or {}).get("noise") or {}
+    if args.sigma_mode is None:
+        chosen = [name for name, m in SIGMA_MODES.items()
+                  if m is not None and getattr(m, "IMPLIED_BY_OPTIONS", False) and m.options_given(args)]
+        if len(chosen) > 1:
+            raise ValueError(f"options of several sigma modes were given ({', '.join(chosen)}); choose one")
+        args.sigma_mode = chosen[0] if chosen else "fixed"
     if trained.get("kind", "gaussian") != args.noise:
         print(f"note: model was trained with {trained.get('kind', 'gaussian')} noise, certifying with "
               f"{args.noise}", file=sys.stderr)
@@ -54,9 +61,12 @@ def build_family(args, model, num_classes: int, info: dict, out_dtype):
         given = other.options_given(args) if other is not None and name != args.sigma_mode else []
         if given:
             raise ValueError(f"{', '.join(given)} belong to --sigma-mode {name}, but --sigma-mode is {args.sigma_mode}")
-    family = FAMILIES[args.noise].from_args(args, model, num_classes, trained, out_dtype)
+    def make_base(**overrides):
+        return FAMILIES[args.noise].from_args(argparse.Namespace(**{**vars(args), **overrides}), model,
+                                              num_classes, trained, out_dtype)
+
     mode = SIGMA_MODES[args.sigma_mode]
-    return family if mode is None else mode.from_args(args, family)
+    return make_base() if mode is None else mode.from_args(args, make_base)
 
 
 def run(args) -> int:

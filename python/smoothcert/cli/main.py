@@ -1,4 +1,4 @@
-"""The ``smoothcert`` command: ``train``, ``certify``, ``analyze`` and ``demo``."""
+"""The ``smoothcert`` command: ``train``, ``fit-sigma``, ``certify``, ``analyze`` and ``demo``."""
 from __future__ import annotations
 
 import argparse
@@ -18,7 +18,7 @@ def _add_demo(sub) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from . import analyze, certify, train
+    from . import analyze, certify, fit_sigma, train
 
     parser = argparse.ArgumentParser(prog="smoothcert", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -27,6 +27,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     certify.add_arguments(sub.add_parser("certify", help="certify a dataset split: Gaussian (L2, Cohen et al.), "
                                          "uniform, SSN or DSSN (L1, Levine & Feizi)",
                                          formatter_class=argparse.ArgumentDefaultsHelpFormatter))
+    fit_sigma.add_arguments(sub.add_parser("fit-sigma", help="fit one per-element sigma for a model on training "
+                                           "data (non-uniform smoothing, Tecot et al.); resumable",
+                                           formatter_class=argparse.ArgumentDefaultsHelpFormatter))
     analyze.add_arguments(sub.add_parser("analyze", help="certified accuracy tables and plots of result TSVs"))
     _add_demo(sub)
     args = parser.parse_args(argv)
@@ -38,6 +41,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return analyze.run(args)
         if args.command == "train":
             return train.run(args)
+        if args.command == "fit-sigma":
+            return fit_sigma.run(args)
         from .demo import run_demo
         return run_demo(args)
     except (ValueError, FileNotFoundError) as e:

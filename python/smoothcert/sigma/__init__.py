@@ -1,5 +1,13 @@
-"""Choosing sigma per input: the data-dependent optimiser of Alfarra et al. (Algorithm 1),
-used at certification time (:mod:`smoothcert.certify.ddrs`) and by DS2 training."""
-from .optimize import OptimizeSigma, SigmaResult, gaussian_soft_radius, uniform_soft_radius
+"""Choosing sigma.
 
-__all__ = ["OptimizeSigma", "SigmaResult", "gaussian_soft_radius", "uniform_soft_radius"]
+* :mod:`.optimize` -- per input: the data-dependent optimiser of Alfarra et al. (Algorithm 1),
+  used at certification time (:mod:`smoothcert.certify.ddrs`) and by DS2 training;
+* :mod:`.fit` -- per element, one sigma per (dataset, model): Tecot et al.'s optimiser, with
+  the c0 sweep of :mod:`.sweep` (``smoothcert fit-sigma``) and the sigma file of :mod:`.sigma_file`.
+"""
+from .fit import DATASET_DEFAULTS, FitConfig, SigmaParameter, surrogate
+from .optimize import OptimizeSigma, SigmaResult, gaussian_soft_radius, uniform_soft_radius
+from .sigma_file import load_sigma, save_sigma
+
+__all__ = ["OptimizeSigma", "SigmaResult", "gaussian_soft_radius", "uniform_soft_radius", "DATASET_DEFAULTS",
+           "FitConfig", "SigmaParameter", "surrogate", "load_sigma", "save_sigma"]
