@@ -30,6 +30,19 @@ TORCH_LIBRARY(smoothcert, m) {
       "sample_noise(Tensor x, Tensor ids, Tensor sigma, int samples, int sample_start, "
       "int seed, int stream, int kind, bool antithetic, float? clamp_min, float? clamp_max, "
       "ScalarType? out_dtype, bool channels_last) -> Tensor");
+  // Gradients of sample_noise (kinds 0 and 1) for its backward pass, with the
+  // noise regenerated from the same counters rather than stored.
+  //   grad    [B * samples, *S] float32, contiguous: d loss / d output
+  //   the other arguments are the forward's (x, ids, sigma, samples, ...)
+  // Returns (grad_x, grad_sigma), each [B, D] float64: per input and element,
+  // the sums over samples of g and of g * eps where the clamp was inactive
+  // (eps the unit noise, sign included); the caller sums grad_sigma over the
+  // axes its sigma table broadcasts. Sums run in a fixed order
+  // (common/noise_backward.h): deterministic, the same on CPU and CUDA.
+  m.def(
+      "sample_noise_backward(Tensor grad, Tensor x, Tensor ids, Tensor sigma, int samples, "
+      "int sample_start, int seed, int stream, int kind, bool antithetic, float? clamp_min, "
+      "float? clamp_max) -> (Tensor, Tensor)");
   // Adds each row's argmax (first maximum wins, like torch.argmax; a NaN
   // counts as the maximum, as in torch.argmax) to its input's class counts.
   //   logits [B * samples, K] floating point

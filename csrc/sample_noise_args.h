@@ -8,6 +8,15 @@
 
 namespace smoothcert {
 
+// Checks the arguments shared by sample_noise and its backward (messages
+// start with `op`) and packs them (contiguous NCHW layout); the tensors
+// `x_c`, `ids_c`, `sigma_c` hold the contiguous inputs the pointers refer to.
+SampleNoiseParams pack_sample_noise(
+    const char* op, const at::Tensor& x, const at::Tensor& ids, const at::Tensor& sigma,
+    int64_t samples, int64_t sample_start, int64_t seed, int64_t stream, int64_t kind,
+    bool antithetic, std::optional<double> clamp_min, std::optional<double> clamp_max,
+    at::Tensor& x_c, at::Tensor& ids_c, at::Tensor& sigma_c);
+
 // Checks the arguments, returns the packed parameters (pointers into `x_c`,
 // `ids_c`, `sigma_c`, which the caller keeps alive) and allocates `out`.
 SampleNoiseParams prepare_sample_noise(

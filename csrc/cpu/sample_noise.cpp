@@ -2,10 +2,9 @@
 // into the classifier's batch.
 //
 // Work split: ranges of output rows (one row = one sample of one input) per
-// task of at::parallel_for. Every row is made by the vectorised filler
-// (noise_rows.h, AVX-512, AVX2 or baseline, chosen once at run time) plus a
-// scalar tail for its last quads; float32 NCHW rows are written in place,
-// other dtypes and channels_last go through a float32 scratch.
+// task of at::parallel_for. Every row is made by plain_rows (plain_rows.h:
+// the vectorised filler plus a scalar tail); float32 NCHW rows are written
+// in place, other dtypes and channels_last go through a float32 scratch.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
@@ -19,50 +18,11 @@
 #include <type_traits>
 
 #include "../sample_noise_args.h"
+#include "plain_rows.h"
 
 namespace smoothcert {
 
-// (params, input b, first sample, end sample, first row) -> quads filled per row
-int64_t fill_noise_rows_avx512(const SampleNoiseParams&, int64_t, int64_t, int64_t, float*);
-int64_t fill_noise_rows_avx2(const SampleNoiseParams&, int64_t, int64_t, int64_t, float*);
-int64_t fill_noise_rows_base(const SampleNoiseParams&, int64_t, int64_t, int64_t, float*);
-
 namespace {
-
-using RowFiller = int64_t (*)(const SampleNoiseParams&, int64_t, int64_t, int64_t, float*);
-
-// SMOOTHCERT_CPU_BASELINE=1 forces the baseline build and =2 the AVX2 build
-// (tests check that all builds write the same bits).
-RowFiller pick_row_filler() {
-  const char* force = std::getenv("SMOOTHCERT_CPU_BASELINE");
-  if (force != nullptr && force[0] == '1') return &fill_noise_rows_base;
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-  if (force != nullptr && force[0] == '2') return &fill_noise_rows_avx2;
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
-    return &fill_noise_rows_avx512;
-  if (__builtin_cpu_supports("avx2")) return &fill_noise_rows_avx2;
-#endif
-  return &fill_noise_rows_base;
-}
-
-// Finishes quads [q_begin, ceil(D / 4)) of one plain float32 row (the part
-// the vectorised filler leaves: a partial block and a partial last quad).
-void tail_quads(const SampleNoiseParams& p, int64_t b, int64_t s, int64_t q_begin, float* row) {
-  for (int64_t q = q_begin; 4 * q < p.D; ++q) {
-    float z[4];
-    unit_noise_quad(p.seed, p.stream, static_cast<uint32_t>(p.ids[b]), s, p.antithetic, p.kind,
-                    static_cast<uint32_t>(q), z);
-    for (int i = 0; i < 4 && 4 * q + i < p.D; ++i) row[4 * q + i] = noisy_value(p, b, 4 * q + i, z[i]);
-  }
-}
-
-// Rows of samples [s0, s1) of input b as plain float32 rows at `rows`.
-void plain_rows(RowFiller fill, const SampleNoiseParams& p, int64_t b, int64_t s0, int64_t s1,
-                float* rows) {
-  const int64_t q_begin = fill(p, b, s0, s1, rows);
-  for (int64_t s = s0; s < s1; ++s) tail_quads(p, b, s, q_begin, rows + (s - s0) * p.D);
-}
 
 // Copies plain float32 rows into the output's dtype and layout (a transpose
 // to NHWC for channels_last); the values are the float32 ones, rounded once.
@@ -82,7 +42,7 @@ void convert_rows(const SampleNoiseParams& p, const float* rows, int64_t n, T* o
 
 template <typename T>
 void run_rows(const SampleNoiseParams& p, T* out) {
-  static const RowFiller fill = pick_row_filler();
+  static const RowFiller fill = row_filler();
   constexpr bool kDirect = std::is_same_v<T, float>;
   const int64_t rows = p.B * p.samples;
   const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(p.D, 1));

@@ -10,8 +10,10 @@ out[b * m + j] = clamp(x[b] + sigma[b] * eps[b, j]), so
 Splitting noise (kind 2) is piecewise constant in x (its x-gradient is 0)
 and is not differentiable in sigma here.
 
-eps is recomputed bit-exactly by the same counter-based op (x = 0, sigma = 1),
-so nothing of size [B * m, D] is saved for the backward pass. Training methods
+The fused ``smoothcert::sample_noise_backward`` regenerates eps from the
+forward's counters and sums over the samples in one pass (float64, a fixed
+order: deterministic and equal on CPU and CUDA), so nothing of size
+[B * m, D] is saved for the backward pass or built in it. Training methods
 (SmoothAdv's PGD on the input, data-dependent and per-element sigma
 optimisation) differentiate through the noisy batch this way.
 """
@@ -33,38 +35,27 @@ def _backward(ctx, grad):
     x, ids, sigma = ctx.saved_tensors
     samples, sample_start, seed, stream, kind, antithetic, lo, hi = ctx.args
     need_x, need_sigma = ctx.needs_input_grad[0], ctx.needs_input_grad[2]
+    none = (None,) * 11
     if kind == 2:
         if need_sigma:
             raise RuntimeError("sample_noise: splitting noise (noise='ssn') is not differentiable in sigma")
-        return (torch.zeros_like(x) if need_x else None,) + (None,) * 12
-    B, D = x.shape[0], x[0].numel() if x.shape[0] else 1
-    g = grad.float().contiguous().view(B, samples, -1)  # [B, m, D]
-    clamped = lo is not None or hi is not None
-    eps = None
-    if need_sigma or clamped:
-        unit = torch.ones(1, 1, dtype=torch.float32, device=x.device)
-        eps = torch.ops.smoothcert.sample_noise.default(
-            torch.zeros_like(x), ids, unit, samples, sample_start, seed, stream, kind, antithetic,
-            None, None, None, False).view(B, samples, -1)
-    if clamped:
-        v = x.reshape(B, 1, -1) + sigma.view(sigma.shape[0], 1, sigma.shape[1]) * eps
-        inside = torch.ones_like(v, dtype=torch.bool)
-        if lo is not None:
-            inside &= v >= lo
-        if hi is not None:
-            inside &= v <= hi
-        g = g * inside
-    grad_x = g.sum(dim=1).view_as(x) if need_x else None
+        return (torch.zeros_like(x) if need_x else None, None, None) + none[1:]
+    B = x.shape[0]
+    g = grad.float().contiguous()  # NCHW order, whatever the output's layout
+    if not need_sigma and lo is None and hi is None:
+        return (g.view(B, samples, -1).sum(dim=1).view_as(x), None, None) + none[1:]
+    gx, gs = torch.ops.smoothcert.sample_noise_backward.default(
+        g, x, ids, sigma, samples, sample_start, seed, stream, kind, antithetic, lo, hi)
+    grad_x = gx.to(x.dtype).view_as(x) if need_x else None
     grad_sigma = None
     if need_sigma:
-        gs = g * eps  # [B, m, D]
-        gs = gs.sum(dim=1)  # [B, D]
+        # The table's broadcast axes, summed in float64 (torch's reductions are deterministic).
         if sigma.shape[0] == 1:
             gs = gs.sum(dim=0, keepdim=True)
         if sigma.shape[1] == 1:
             gs = gs.sum(dim=1, keepdim=True)
-        grad_sigma = gs.view_as(sigma)
-    return grad_x, None, grad_sigma, None, None, None, None, None, None, None, None, None, None
+        grad_sigma = gs.to(sigma.dtype).view_as(sigma)
+    return (grad_x, None, grad_sigma) + none[1:]
 
 
 torch.library.register_autograd(_OP, _backward, setup_context=_setup_context)

@@ -17,6 +17,18 @@ def _sample_noise_fake(x, ids, sigma, samples, sample_start, seed, stream, kind,
     return torch.empty(shape, dtype=out_dtype or torch.float32, device=x.device, memory_format=fmt)
 
 
+@torch.library.register_fake("smoothcert::sample_noise_backward")
+def _sample_noise_backward_fake(grad, x, ids, sigma, samples, sample_start, seed, stream, kind, antithetic,
+                                clamp_min, clamp_max):
+    torch._check(x.dim() >= 1 and x.dtype == torch.float32, lambda: "sample_noise_backward: x must be float32 [B, ...]")
+    torch._check(grad.dtype == torch.float32, lambda: "sample_noise_backward: grad must be float32")
+    torch._check(kind != 2, lambda: "sample_noise_backward: splitting noise is not differentiable in sigma")
+    B = x.shape[0]
+    D = x[0].numel() if B else 0
+    return (torch.empty((B, D), dtype=torch.float64, device=x.device),
+            torch.empty((B, D), dtype=torch.float64, device=x.device))
+
+
 @torch.library.register_fake("smoothcert::count_votes_")
 def _count_votes_fake(logits, samples, counts, nonfinite=None):
     torch._check(logits.dim() == 2, lambda: "count_votes_: logits must be 2-D")

@@ -128,6 +128,51 @@ def sample_noise(
     return out
 
 
+def sample_noise_backward(grad: torch.Tensor, x: torch.Tensor, ids: torch.Tensor, table: torch.Tensor, samples: int,
+                          *, sample_start: int = 0, seed: int = 0, stream: int = 1, noise: str = "gaussian",
+                          antithetic: bool = False, clamp: Optional[tuple] = None,
+                          eps: Optional[torch.Tensor] = None):
+    """Twin of ``smoothcert::sample_noise_backward``: ``(grad_x, grad_sigma)`` ``[B, D]`` float64,
+    the sums over samples of ``g`` and ``g * eps`` where the clamp was inactive, in the
+    kernels' order (chunks of 256 samples, then chunk by chunk; every product is exact
+    in float64). Given the kernels' unit noise as ``eps``, the sums are theirs bit for
+    bit; this twin's own eps is within a few float32 ulp of theirs (:func:`sample_noise`).
+
+    Args:
+        grad: ``[B * samples, *S]`` float32; x: ``[B, *S]`` float32; ids: ``[B]``;
+        table: ``[1 | B, 1 | D]`` float32 sigma; eps: ``[B * samples, *S]`` unit noise to use
+        (default: this module's); the rest as :func:`sample_noise`.
+    """
+    B = x.shape[0]
+    D = x[0].numel() if B else 0
+    x = x.float().cpu()
+    if eps is None:
+        eps = sample_noise(torch.zeros_like(x), 1.0, samples, ids=ids, sample_start=sample_start, seed=seed,
+                           stream=stream, noise=noise, antithetic=antithetic)
+    eps = eps.float().cpu().reshape(B, samples, D)
+    g = grad.float().cpu().contiguous().view(B, samples, D)
+    if clamp is not None:
+        v = x.reshape(B, 1, D) + table.cpu().view(table.shape[0], 1, table.shape[1]) * eps  # float32, as the forward
+        inside = torch.ones_like(v, dtype=torch.bool)
+        if clamp[0] is not None:
+            inside &= v >= clamp[0]
+        if clamp[1] is not None:
+            inside &= v <= clamp[1]
+        g = g * inside
+    gd, prod = g.double(), g.double() * eps.double()
+    gx = torch.zeros(B, D, dtype=torch.float64)
+    gs = torch.zeros(B, D, dtype=torch.float64)
+    for c0 in range(0, samples, 256):
+        ax = torch.zeros(B, D, dtype=torch.float64)
+        as_ = torch.zeros(B, D, dtype=torch.float64)
+        for j in range(c0, min(samples, c0 + 256)):  # sequential: the kernels' order
+            ax += gd[:, j]
+            as_ += prod[:, j]
+        gx += ax
+        gs += as_
+    return gx, gs
+
+
 def count_votes_(logits: torch.Tensor, samples: int, counts: torch.Tensor,
                  nonfinite: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Twin of :func:`smoothcert.ops.count_votes_` (argmax + per-input bincount)."""
