@@ -22,7 +22,7 @@ run_dataset() {  # name root model out c0...
   smoothcert fit-sigma --model "$model" --dataset "$name" --data-root "$root" --out "$out/fit" --c0 "$@" "${fit[@]}"
   local files=() labels=()
   for c0 in "$@"; do
-    local s="$out/fit/c0_$c0/sigma.pt"
+    local s="$out/fit/c0_$(python3 -c "print(f'{float($c0):g}')")/sigma.pt"  # fit-sigma names dirs by %g
     smoothcert certify --model "$model" --dataset "$name" --data-root "$root" --sigma-file "$s" "${cert[@]}" \
       --out "$out/aniso_c0_$c0.tsv"
     for kind in mean geomean; do
