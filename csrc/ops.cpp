@@ -30,6 +30,17 @@ TORCH_LIBRARY(smoothcert, m) {
       "sample_noise(Tensor x, Tensor ids, Tensor sigma, int samples, int sample_start, "
       "int seed, int stream, int kind, bool antithetic, float? clamp_min, float? clamp_max, "
       "ScalarType? out_dtype, bool channels_last) -> Tensor");
+  // sample_noise's batch (kinds 0 and 1, no antithetic mode) together with
+  // the dot product of the unit noise of each pair of rows (2j, 2j+1), made
+  // in the same pass: the gradient-norm estimator of second-order smoothing
+  // (seed-003 §2) needs sum_j f_j f'_j (z_2j . z_2j+1) over disjoint pairs.
+  //   samples, sample_start: even
+  // Returns (batch [B * samples, *S] as sample_noise, bit for bit;
+  //          dots [B, samples / 2] float64, summed over elements in order).
+  m.def(
+      "sample_noise_pairs(Tensor x, Tensor ids, Tensor sigma, int samples, int sample_start, int seed, "
+      "int stream, int kind, float? clamp_min, float? clamp_max, ScalarType? out_dtype, bool channels_last) "
+      "-> (Tensor, Tensor)");
   // Gradients of sample_noise (kinds 0 and 1) for its backward pass, with the
   // noise regenerated from the same counters rather than stored.
   //   grad    [B * samples, *S] float32, contiguous: d loss / d output

@@ -74,14 +74,14 @@ SampleNoiseParams prepare_sample_noise(
     int64_t kind, bool antithetic, std::optional<double> clamp_min,
     std::optional<double> clamp_max, std::optional<at::ScalarType> out_dtype,
     bool channels_last, at::Tensor& x_c, at::Tensor& ids_c, at::Tensor& sigma_c,
-    at::Tensor& out) {
-  SampleNoiseParams p = pack_sample_noise("sample_noise", x, ids, sigma, samples, sample_start, seed, stream,
+    at::Tensor& out, const char* op) {
+  SampleNoiseParams p = pack_sample_noise(op, x, ids, sigma, samples, sample_start, seed, stream,
                                           kind, antithetic, clamp_min, clamp_max, x_c, ids_c, sigma_c);
-  TORCH_CHECK(!channels_last || x.dim() == 4, "sample_noise: channels_last needs 4-D x [B, C, H, W], got ",
+  TORCH_CHECK(!channels_last || x.dim() == 4, op, ": channels_last needs 4-D x [B, C, H, W], got ",
               x.dim(), "-D");
   const at::ScalarType dt = out_dtype.value_or(at::kFloat);
   TORCH_CHECK(dt == at::kFloat || dt == at::kHalf || dt == at::kBFloat16 || dt == at::kDouble,
-              "sample_noise: out_dtype must be float32, float16, bfloat16 or float64, got ", dt);
+              op, ": out_dtype must be float32, float16, bfloat16 or float64, got ", dt);
 
   std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
   shape[0] = p.B * samples;

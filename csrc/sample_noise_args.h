@@ -25,6 +25,6 @@ SampleNoiseParams prepare_sample_noise(
     int64_t kind, bool antithetic, std::optional<double> clamp_min,
     std::optional<double> clamp_max, std::optional<at::ScalarType> out_dtype,
     bool channels_last, at::Tensor& x_c, at::Tensor& ids_c, at::Tensor& sigma_c,
-    at::Tensor& out);
+    at::Tensor& out, const char* op = "sample_noise");
 
 }  // namespace smoothcert

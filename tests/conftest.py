@@ -42,3 +42,17 @@ def _restore_rng_state():
         torch.cuda.set_rng_state_all(cuda_states)
     np.random.set_state(np_state)
     random.setstate(py_state)
+
+
+@pytest.fixture(scope="session")
+def digits_checkpoint(tmp_path_factory):
+    """A smoothcert checkpoint of a small MLP trained for 3 epochs on digits at sigma 0.25
+    (shared by the CLI tests of every family)."""
+    from smoothcert import data, models
+    from smoothcert.train import train_gaussian
+
+    path = str(tmp_path_factory.mktemp("ckpt") / "mlp.pt")
+    model = models.build_model("mlp", "digits")
+    train_gaussian(model, data.load_dataset("digits", "train"), 0.25, epochs=3, progress=False)
+    models.save_checkpoint(path, model, arch="mlp", dataset="digits", meta={"method": "gaussian", "sigma": 0.25})
+    return path

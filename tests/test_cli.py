@@ -5,21 +5,15 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from smoothcert import cli, data, models
-from smoothcert.train import train_gaussian
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("ckpt") / "mlp.pt")
-    model = models.build_model("mlp", "digits")
-    train_gaussian(model, data.load_dataset("digits", "train"), 0.25, epochs=3, progress=False)
-    models.save_checkpoint(path, model, arch="mlp", dataset="digits", meta={"method": "gaussian", "sigma": 0.25})
-    return path
+@pytest.fixture
+def checkpoint(digits_checkpoint):
+    return digits_checkpoint
 
 
 def certify_args(ckpt, out, extra=()):
@@ -112,7 +106,7 @@ def test_demo_small(tmp_path):
         assert "fixed-sigma" in f.read()
 
 
-@pytest.mark.parametrize("bench", ["certify", "memory", "anisotropic"])
+@pytest.mark.parametrize("bench", ["certify", "memory", "anisotropic", "second_order"])
 def test_bench_quick_runs(tmp_path, bench):
     out = str(tmp_path / "bench.json")
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "bench", bench + ".py"), "--quick", "--device", "cpu",
@@ -126,5 +120,8 @@ def test_bench_quick_runs(tmp_path, bench):
             assert r["overhead"] > 0 and r["speedup"] > 0
     elif bench == "memory":
         assert res["ball_margin"][0]["naive_over_kernel"] > 0 and res["optimize_sigma"][0]["optimize_over_certify"] > 0
+    elif bench == "second_order":
+        r = res["second_order"][0]
+        assert r["sos_over_first_order"] > 0 and r["dipole_over_plain_throughput"] > 0
     else:
         assert res["noise_path"][0]["per_element_over_scalar"] > 0 and res["optimiser_step"][0]["plain_over_fused"] > 0

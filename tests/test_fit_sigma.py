@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from smoothcert import cli, data, models, ops
+from smoothcert import cli, ops
 from smoothcert.analysis.sigma_maps import border_centre_ratio, normalized_map, save_sigma_map
 from smoothcert.analysis.volume import blanket_filter, certified_accuracy_at_volume
 from smoothcert.ops import reference
 from smoothcert.sigma import FitConfig, SigmaParameter, load_sigma, save_sigma, surrogate
 from smoothcert.sigma.fit import fit_sub_epoch
 from smoothcert.sigma.sweep import fit_sigma_sweep
-from smoothcert.train import train_gaussian
 
 from helpers import gen
 
@@ -218,13 +217,9 @@ def test_blanket_filter_and_volume_accuracy():
     assert list(certified_accuracy_at_volume(o, c, [-20, -6, -5, 0])) == [0.5, 0.25, 0.25, 0.0]
 
 
-@pytest.fixture(scope="module")
-def digits_model(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("ckpt") / "mlp.pt")
-    model = models.build_model("mlp", "digits")
-    train_gaussian(model, data.load_dataset("digits", "train"), 0.25, epochs=3, progress=False)
-    models.save_checkpoint(path, model, arch="mlp", dataset="digits", meta={"method": "gaussian", "sigma": 0.25})
-    return path
+@pytest.fixture
+def digits_model(digits_checkpoint):
+    return digits_checkpoint
 
 
 def test_cli_fit_certify_analyze(digits_model, tmp_path, capsys):

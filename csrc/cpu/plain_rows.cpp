@@ -36,6 +36,17 @@ void tail_quads(const SampleNoiseParams& p, int64_t b, int64_t s, int64_t q_begi
 
 }  // namespace
 
+SampleNoiseParams unit_noise_params(const SampleNoiseParams& p, int64_t b, const float* zeros, const float* one) {
+  SampleNoiseParams u = p;
+  u.x = zeros;
+  u.ids = p.ids + b;
+  u.sigma = one;
+  u.sigma_b_stride = u.sigma_e_stride = 0;
+  u.B = 1;
+  u.clamp = false;
+  return u;
+}
+
 void plain_rows(RowFiller fill, const SampleNoiseParams& p, int64_t b, int64_t s0, int64_t s1, float* rows) {
   const int64_t q_begin = fill(p, b, s0, s1, rows);
   for (int64_t s = s0; s < s1; ++s) tail_quads(p, b, s, q_begin, rows + (s - s0) * p.D);

@@ -19,4 +19,8 @@ RowFiller row_filler();
 // Rows of samples [s0, s1) of input b (D floats each, consecutive) at `rows`.
 void plain_rows(RowFiller fill, const SampleNoiseParams& p, int64_t b, int64_t s0, int64_t s1, float* rows);
 
+// The parameters that make plain_rows write the unit noise z of input b of `p` (as input 0):
+// x = `zeros` (D floats), sigma = `one` (1.0f), no clamp; 0 + 1 * z is z exactly.
+SampleNoiseParams unit_noise_params(const SampleNoiseParams& p, int64_t b, const float* zeros, const float* one);
+
 }  // namespace smoothcert

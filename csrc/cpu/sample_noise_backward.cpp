@@ -30,14 +30,7 @@ void backward_rows(const SampleNoiseParams& p, const float* grad, double* gx, do
     std::vector<float> eps(static_cast<size_t>(std::min(scratch_rows, std::max<int64_t>(m, 1)) * D));
     std::vector<double> ax(D), as(D);
     for (int64_t b = b0; b < b1; ++b) {
-      // Unit noise of input b alone: x = 0, sigma = 1, no clamp, its own id.
-      SampleNoiseParams u = p;
-      u.x = zeros.data();
-      u.ids = p.ids + b;
-      u.sigma = &one;
-      u.sigma_b_stride = u.sigma_e_stride = 0;
-      u.B = 1;
-      u.clamp = false;
+      const SampleNoiseParams u = unit_noise_params(p, b, zeros.data(), &one);
       double* tx = gx + b * D;
       double* ts = gs + b * D;
       std::fill(tx, tx + D, 0.0);

@@ -10,7 +10,8 @@ from .metrics import certified_accuracy, summarize
 
 # Line style per kind of certificate, so that curves that coincide (a memory that never
 # fired gives the data-dependent curve) stay visible.
-STYLES = {"memory": "-", "data-dependent": "--", "fixed-sigma": ":"}
+STYLES = {"memory": "-", "data-dependent": "--", "fixed-sigma": ":", "first-order": ":", "second-order": "-",
+          "dipole": "--"}
 
 
 def plot_certified_accuracy(summaries_or_paths, out_png, labels=None, title=None) -> None:

@@ -6,6 +6,8 @@
 * :mod:`.uniform` -- uniform-noise L1 smoothing (:class:`UniformSmooth`);
 * :mod:`.split` -- splitting noise, randomized (SSN) and deterministic (DSSN);
 * :mod:`.anisotropic` -- per-element sigma (Tecot et al.; ``--sigma-file``), certifying ellipsoids;
+* :mod:`.second_order` and :mod:`.dipole` -- second-order and dipole certificates of Gaussian
+  smoothing (Levine et al.; ``--certificate sos|dipole``);
 * :mod:`.ddrs` -- data-dependent sigma (``--sigma-mode ddrs``) with the memory-based
   certificate of :mod:`.memory`;
 * :mod:`.run` -- certifying a dataset into a resumable TSV.
@@ -14,14 +16,18 @@ Importing this package registers every family.
 """
 from .anisotropic import AnisotropicResult, AnisotropicSmooth
 from .ddrs import DataDependentSmooth, DdrsResult
-from .family import FAMILIES, SIGMA_MODES, Budget, SmoothingFamily, register_family, register_sigma_mode
+from .dipole import DipoleResult, DipoleSmooth
+from .family import (CERTIFICATES, FAMILIES, SIGMA_MODES, Budget, SmoothingFamily, register_certificate,
+                     register_family, register_sigma_mode)
 from .gaussian import Smooth
 from .memory import Memory, MemoryResult
 from .results import CertifyResult, PredictResult
 from .run import certify_dataset
+from .second_order import SecondOrderResult, SecondOrderSmooth
 from .split import DssnResult, SplitSmooth, SsnSmooth, dssn_offsets, dssn_training_offsets
 from .uniform import UniformSmooth
 
-__all__ = ["AnisotropicResult", "AnisotropicSmooth", "DataDependentSmooth", "DdrsResult", "Memory", "MemoryResult", "FAMILIES", "SIGMA_MODES", "Budget", "SmoothingFamily", "register_family", "register_sigma_mode",
+__all__ = ["CERTIFICATES", "register_certificate", "DipoleResult", "DipoleSmooth", "SecondOrderResult",
+           "SecondOrderSmooth", "AnisotropicResult", "AnisotropicSmooth", "DataDependentSmooth", "DdrsResult", "Memory", "MemoryResult", "FAMILIES", "SIGMA_MODES", "Budget", "SmoothingFamily", "register_family", "register_sigma_mode",
            "Smooth", "CertifyResult", "PredictResult", "certify_dataset", "DssnResult", "SplitSmooth",
            "SsnSmooth", "UniformSmooth", "dssn_offsets", "dssn_training_offsets"]

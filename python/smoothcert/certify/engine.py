@@ -73,15 +73,17 @@ def check_model_device(model: Callable, device: torch.device) -> None:
 
 
 def vote(model: Callable, batch: torch.Tensor, m: int, counts: torch.Tensor, nonfinite: torch.Tensor,
-         num_classes: int) -> None:
+         num_classes: int) -> torch.Tensor:
     """Runs ``model`` on ``batch`` ``[G * m, *S]`` and adds each row's argmax to ``counts`` ``[G, K]``
-    (rows with NaN/inf logits are tallied in ``nonfinite`` ``[G]``)."""
+    (rows with NaN/inf logits are tallied in ``nonfinite`` ``[G]``); returns the logits
+    ``[G * m, K]`` for families that need each row's vote."""
     logits = model(batch)
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape != (batch.shape[0], num_classes):
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise ValueError(f"the base classifier must return logits of shape [{batch.shape[0]}, {num_classes}] "
                          f"(batch, num_classes) for a batch of {batch.shape[0]}; got {shape}")
     ops.count_votes_(logits, m, counts, nonfinite)
+    return logits
 
 
 def check_nonfinite(nonfinite: torch.Tensor, num: int, ids: torch.Tensor) -> None:
@@ -122,3 +124,9 @@ def check_finite_inputs(X: torch.Tensor) -> torch.Tensor:
     X = X.float()
     ops.check_finite(X, "input")
     return X
+
+
+def even_batch(batch_size: int) -> int:
+    """The largest even batch size <= ``batch_size`` (at least 2), so that :func:`chunks` keeps
+    samples ``2j, 2j+1`` of an input in one forward batch (pair-based families)."""
+    return max(2, batch_size - batch_size % 2)

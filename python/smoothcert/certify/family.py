@@ -105,6 +105,11 @@ class SmoothingFamily:
         """Adds this family's own ``smoothcert certify`` options (shared ones exist already)."""
 
     @classmethod
+    def options_given(cls, args: argparse.Namespace) -> List[str]:
+        """This family's own options set on the command line (refused when another family runs)."""
+        return []
+
+    @classmethod
     def from_args(cls, args: argparse.Namespace, model: Callable, num_classes: int, trained: Dict[str, Any],
                   out_dtype: Optional[torch.dtype]) -> "SmoothingFamily":
         """Builds the family from parsed CLI options; ``trained`` is the checkpoint's noise metadata."""
@@ -142,6 +147,24 @@ def register_sigma_mode(name: str) -> Callable[[type], type]:
     ``--sigma-mode`` is not given if ``cls.IMPLIED_BY_OPTIONS`` is true."""
     def deco(cls: type) -> type:
         SIGMA_MODES[name] = cls
+        return cls
+    return deco
+
+
+CERTIFICATES: Dict[str, Optional[type]] = {"first-order": None}
+
+
+def register_certificate(name: str) -> Callable[[type], type]:
+    """Class decorator: makes ``cls`` the family of ``smoothcert certify --certificate name``
+    (a certificate other than the first-order one, e.g. second-order or dipole).
+
+    ``cls.from_args(args, make_base)`` builds it from the ``--noise`` family that
+    ``make_base()`` returns (it refuses a noise it cannot certify); options of its own
+    that ``cls.options_given(args)`` lists are refused under another certificate."""
+    def deco(cls: type) -> type:
+        if name in CERTIFICATES and CERTIFICATES[name] not in (None, cls):
+            raise ValueError(f"certificate {name!r} is already registered")
+        CERTIFICATES[name] = cls
         return cls
     return deco
 

@@ -143,21 +143,10 @@ class Smooth(SmoothingFamily):
         input indices ``ids`` ``[B]`` and a checked sigma table ``[1 | B, 1 | D]``
         (:func:`smoothcert.ops.sigma_table`): the engine behind :meth:`certify_batch`,
         for families that choose sigma per input."""
-        if n < stats.min_samples_to_certify(alpha):
-            warnings.warn(f"n={n} samples can never certify at alpha={alpha}: even if all votes agree, "
-                          f"pA_lower = alpha**(1/n) <= 1/2. Use n >= {stats.min_samples_to_certify(alpha)}.",
-                          stacklevel=3)
+        self._warn_small_n(n, alpha)
         B = X.shape[0]
         est = torch.zeros(B, self.num_classes, dtype=torch.long)
-        seconds = torch.zeros(B, dtype=torch.float64)
-        # Selection for all inputs first, so that their n0 samples fill whole
-        # forward batches even when each input's n samples need batches of
-        # their own. Its draws (stream SELECTION) are independent of the
-        # estimation draws whatever the order.
-        t0 = time.perf_counter()
-        sel = self._count(X, ids, table, n0, ops.SELECTION_STREAM, batch_size).cpu()
-        if B:
-            seconds += (time.perf_counter() - t0) / B
+        sel, seconds = self._select(X, ids, table, n0, batch_size)
         for g0, g1 in self._groups(B, n, batch_size, "certify"):
             t0 = time.perf_counter()
             c1 = self._count(X[g0:g1], ids[g0:g1], sub_table(table, g0, g1), n, ops.ESTIMATION_STREAM, batch_size)
@@ -191,6 +180,16 @@ class Smooth(SmoothingFamily):
     def from_args(cls, args, model, num_classes, trained, out_dtype):
         return cls(model, num_classes, required_sigma(args), seed=args.seed, out_dtype=out_dtype)
 
+    @classmethod
+    def _from_gaussian_base(cls, args, make_base, option: str, **kwargs) -> "Smooth":
+        """``cls`` built with the classifier, sigma, seed and dtype of the ``--noise`` family,
+        which must be Gaussian (L2); ``option`` names the CLI option in the error."""
+        base = make_base()
+        if getattr(base, "NOISE", None) != "gaussian" or base.NORM != "l2":
+            raise ValueError(f"{option} certifies Gaussian noise (L2); --noise {args.noise} is not")
+        return cls(base.base_classifier, base.num_classes, base.sigma, seed=base.seed, out_dtype=base.out_dtype,
+                   channels_last=base.channels_last, clamp=base.clamp, **kwargs)
+
     # ----------------------------------------------------------------- internals
 
     def _check_budget(self, n0, n, alpha, batch_size):
@@ -206,6 +205,27 @@ class Smooth(SmoothingFamily):
     def _certificate(self, count_a: np.ndarray, n: int, alpha: float, sigma: np.ndarray, dim: int):
         """(abstain ``[B]`` bool, pA_lower ``[B]``, radius ``[B]``) from the estimation votes."""
         return stats.certify_from_counts(count_a, n, alpha, sigma)
+
+    def _select(self, X: torch.Tensor, ids: torch.Tensor, table: torch.Tensor, n0: int, batch_size: int):
+        """Selection votes ``[B, K]`` (CPU) and the seconds ``[B]`` they took per input.
+
+        Selection runs for all inputs first, so that their n0 samples fill whole
+        forward batches even when each input's n samples need batches of their
+        own. Its draws (stream SELECTION) are independent of every estimation
+        draw whatever the order."""
+        B = X.shape[0]
+        seconds = torch.zeros(B, dtype=torch.float64)
+        t0 = time.perf_counter()
+        sel = self._count(X, ids, table, n0, ops.SELECTION_STREAM, batch_size).cpu()
+        if B:
+            seconds += (time.perf_counter() - t0) / B
+        return sel, seconds
+
+    def _warn_small_n(self, n: int, alpha: float) -> None:
+        if n < stats.min_samples_to_certify(alpha):
+            warnings.warn(f"n={n} samples can never certify at alpha={alpha}: even if all votes agree, "
+                          f"pA_lower = alpha**(1/n) <= 1/2. Use n >= {stats.min_samples_to_certify(alpha)}.",
+                          stacklevel=4)
 
     def _index(self, index: Optional[int]) -> int:
         if index is None:

@@ -26,7 +26,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--volumes", type=float, nargs="+", metavar="A",
                         help="O_CA levels of the volume table (with --volume-plot or alone)")
     parser.add_argument("--dim", type=int, help="input dimension D of isotropic files (default: from the sidecar)")
+    parser.add_argument("--ratio-baseline", metavar="TSV",
+                        help="also count each file's radius / this file's first-order radius (its prefix if it has "
+                        "no first-order view) in Levine et al.'s ratio bins, matched by idx")
+    parser.add_argument("--ratio-plot", metavar="PATH", help="write the ratio histograms as a PNG (with --ratio-baseline)")
     return parser
+
+
+def _ratio_section(args) -> str:
+    from ..analysis.ratios import compare_to_baseline, plot_ratio_histograms, ratio_table
+
+    rows = compare_to_baseline(args.ratio_baseline, args.results, args.labels or [])
+    if args.ratio_plot:
+        plot_ratio_histograms(rows, args.ratio_plot, title=args.title)
+    return ratio_table(rows)
 
 
 def _volume_table(args) -> str:
@@ -64,6 +77,14 @@ def run(args: argparse.Namespace) -> int:
         Path(args.out_table).write_text(table, encoding="utf-8")
     if args.plot:
         plot_certified_accuracy(summaries, args.plot, title=args.title)
+    if args.ratio_baseline:
+        rt = _ratio_section(args)
+        sys.stdout.write("\n" + rt)
+        if args.out_table:
+            with open(args.out_table, "a", encoding="utf-8") as f:
+                f.write("\n" + rt)
+    elif args.ratio_plot:
+        raise ValueError("--ratio-plot needs --ratio-baseline TSV")
     if args.volume_plot or args.volumes:
         vt = _volume_table(args)
         sys.stdout.write("\n" + vt)

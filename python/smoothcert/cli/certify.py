@@ -10,7 +10,7 @@ import torch
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..certify import FAMILIES, SIGMA_MODES
+    from ..certify import CERTIFICATES, FAMILIES, SIGMA_MODES
     from ..certify.family import add_family_arguments
 
     p.add_argument("--model", required=True, help="checkpoint written by smoothcert (or a raw state_dict "
@@ -28,6 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="fixed: one sigma for all inputs; ddrs: sigma optimised per input (Alfarra et al.), "
                    "certified with a memory; anisotropic: one sigma per input element from --sigma-file "
                    "(Tecot et al.). Default: anisotropic with --sigma-file, else fixed")
+    p.add_argument("--certificate", default="first-order", choices=sorted(CERTIFICATES),
+                   help="first-order: Cohen's radius; sos: second-order (gradient-norm) radius of Levine et al., "
+                   "with the first-order one from the same samples beside it; dipole: antithetic-pair radius, with "
+                   "an independent first-order one beside it (Gaussian noise, fixed sigma)")
     p.add_argument("--n0", type=int, default=100, help="selection samples")
     p.add_argument("--n", type=int, default=100000, help="estimation samples")
     p.add_argument("--alpha", type=float, default=0.001, help="one-sided failure probability")
@@ -40,12 +44,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="dtype of the classifier's input batch (and of the model)")
     p.add_argument("--out", required=True, help="result TSV (resumed if it exists)")
     p.add_argument("--no-progress", action="store_true")
-    add_family_arguments(p, list(FAMILIES.values()) + [m for m in SIGMA_MODES.values() if m is not None])
+    add_family_arguments(p, list(FAMILIES.values()) + [m for m in SIGMA_MODES.values() if m is not None]
+                         + [c for c in CERTIFICATES.values() if c is not None])
 
 
 def build_family(args, model, num_classes: int, info: dict, out_dtype):
     """The smoothing family of the parsed options (``--noise``, wrapped by ``--sigma-mode``)."""
-    from ..certify import FAMILIES, SIGMA_MODES
+    from ..certify import CERTIFICATES, FAMILIES, SIGMA_MODES
 
     trained = (info.get("meta") or {}).get("noise") or {}
     if args.sigma_mode is None:
@@ -65,7 +70,18 @@ def build_family(args, model, num_classes: int, info: dict, out_dtype):
         return FAMILIES[args.noise].from_args(argparse.Namespace(**{**vars(args), **overrides}), model,
                                               num_classes, trained, out_dtype)
 
+    cert_name = getattr(args, "certificate", None) or "first-order"
+    for name, other in CERTIFICATES.items():
+        given = other.options_given(args) if other is not None and name != cert_name else []
+        if given:
+            raise ValueError(f"{', '.join(given)} belong to --certificate {name}, but --certificate is {cert_name}")
+    cert = CERTIFICATES[cert_name]
     mode = SIGMA_MODES[args.sigma_mode]
+    if cert is not None:
+        if mode is not None:
+            raise ValueError(f"--certificate {cert_name} certifies one fixed sigma; it does not combine with "
+                             f"--sigma-mode {args.sigma_mode}")
+        return cert.from_args(args, make_base)
     return make_base() if mode is None else mode.from_args(args, make_base)
 
 

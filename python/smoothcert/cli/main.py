@@ -24,8 +24,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     train.add_arguments(sub.add_parser("train", help="train a base classifier (gaussian, smoothadv, macer, "
                                        "stability); resumable", formatter_class=argparse.ArgumentDefaultsHelpFormatter))
-    certify.add_arguments(sub.add_parser("certify", help="certify a dataset split: Gaussian (L2, Cohen et al.), "
-                                         "uniform, SSN or DSSN (L1, Levine & Feizi)",
+    certify.add_arguments(sub.add_parser("certify", help="certify a dataset split: Gaussian (L2, Cohen et al.; "
+                                         "second-order or dipole with --certificate), uniform, SSN or DSSN (L1, "
+                                         "Levine & Feizi)",
                                          formatter_class=argparse.ArgumentDefaultsHelpFormatter))
     fit_sigma.add_arguments(sub.add_parser("fit-sigma", help="fit one per-element sigma for a model on training "
                                            "data (non-uniform smoothing, Tecot et al.); resumable",

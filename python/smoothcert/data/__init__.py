@@ -9,6 +9,7 @@ Datasets and the layouts found under ``root`` (the CLI's ``--data-root``):
 * ``digits``: scikit-learn's 8x8 digits (no files; ``root`` ignored).
 * ``mnist`` / ``fashion-mnist``: the four idx files, plain or ``.gz``, in ``root``
   or a known sub-folder (``mnist/``, ``MNIST/raw/``, ``FashionMNIST/raw/``, ...).
+* ``mnist-7x7`` / ``fashion-mnist-7x7``: the same files, 4x4 average-pooled to 7x7 (d = 49).
 * ``cifar10``: the python batches ``data_batch_1..5`` / ``test_batch`` (in ``root``
   or a ``cifar*`` sub-folder such as ``cifar-10-batches-py/``), else PNGs named
   ``cifar10_<index>_<label>.png`` (test split only, ordered by index).
@@ -16,7 +17,7 @@ Datasets and the layouts found under ``root`` (the CLI's ``--data-root``):
 
 Importing this package registers every loader.
 """
-from . import cifar, digits, idx, imagenet  # noqa: F401  (register the loaders)
+from . import cifar, digits, idx, imagenet, pooled  # noqa: F401  (register the loaders)
 from .cifar import read_cifar_batch
 from .idx import FASHION_MNIST_DEFAULT_ROOT, read_idx
 from .images import LazyImages, imagenet_transform, resize_center_crop

@@ -1,7 +1,7 @@
 """The model layer: the in-model normalisation layer, the architecture zoo and checkpoints.
 
 * :mod:`.layers` -- :class:`NormalizeLayer` (noise is added before it, in [0, 1] pixels);
-* :mod:`.small` -- :class:`TinyMLP` (8x8 digits) and :class:`LeNet` (28x28);
+* :mod:`.small` -- :class:`TinyMLP` (8x8 digits), :class:`LeNet` (28x28) and :class:`SmallConvNet` (7x7);
 * :mod:`.resnets` -- CIFAR ResNet-20/56/110, ResNet-18, WRN-40-2, ImageNet ResNet-50;
 * :mod:`.zoo` -- the architecture registry and :func:`build_model`;
 * :mod:`.checkpoint` -- certifiable checkpoints with their metadata.
@@ -10,11 +10,11 @@ from . import resnets
 from .checkpoint import CHECKPOINT_FORMAT, checkpoint_info, load_checkpoint, save_checkpoint
 from .layers import NormalizeLayer
 from .resnets import CifarResNet, ResNet18, ResNet50, WideResNet
-from .small import LeNet, TinyMLP
+from .small import LeNet, SmallConvNet, TinyMLP
 from .zoo import ARCHITECTURES, build_model, count_parameters, register_architecture
 
 __all__ = [
-    "NormalizeLayer", "TinyMLP", "LeNet", "CifarResNet", "ResNet18", "WideResNet",
+    "NormalizeLayer", "TinyMLP", "LeNet", "SmallConvNet", "CifarResNet", "ResNet18", "WideResNet",
     "ResNet50", "ARCHITECTURES", "register_architecture", "build_model",
     "count_parameters", "save_checkpoint", "load_checkpoint", "checkpoint_info",
     "CHECKPOINT_FORMAT",

@@ -46,3 +46,24 @@ class LeNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.features(x))
+
+
+class SmallConvNet(nn.Module):
+    """Conv(C -> 4, kernel 2) -> FC 100 -> FC num_classes with ReLU: the 7x7 MNIST network of
+    Levine et al.'s second-order smoothing experiments (seed-003 §4).
+
+    Shape:
+        x: [B, in_channels, H, W] -> logits [B, num_classes].
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, input_hw: Tuple[int, int] = (7, 7)):
+        super().__init__()
+        h, w = input_hw
+        if h < 2 or w < 2:
+            raise ValueError(f"SmallConvNet needs inputs of at least 2x2, got {input_hw}")
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, 4, 2), nn.ReLU(), nn.Flatten(), nn.Linear(4 * (h - 1) * (w - 1), 100), nn.ReLU(),
+            nn.Linear(100, num_classes))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)

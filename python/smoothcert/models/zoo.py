@@ -8,7 +8,7 @@ from torch import nn
 from .. import data
 from .layers import NormalizeLayer
 from .resnets import CifarResNet, ResNet18, ResNet50, WideResNet
-from .small import LeNet, TinyMLP
+from .small import LeNet, SmallConvNet, TinyMLP
 
 
 Factory = Callable[[int, int, Tuple[int, int]], nn.Module]
@@ -31,6 +31,11 @@ def _mlp(num_classes: int, in_channels: int, hw: Tuple[int, int]) -> nn.Module:
 @register_architecture("lenet")
 def _lenet(num_classes: int, in_channels: int, hw: Tuple[int, int]) -> nn.Module:
     return LeNet(in_channels=in_channels, num_classes=num_classes, input_hw=hw)
+
+
+@register_architecture("smallconv")
+def _smallconv(num_classes: int, in_channels: int, hw: Tuple[int, int]) -> nn.Module:
+    return SmallConvNet(in_channels=in_channels, num_classes=num_classes, input_hw=hw)
 
 
 def _check_min_hw(arch: str, hw: Tuple[int, int], least: int) -> None:

@@ -17,6 +17,17 @@ def _sample_noise_fake(x, ids, sigma, samples, sample_start, seed, stream, kind,
     return torch.empty(shape, dtype=out_dtype or torch.float32, device=x.device, memory_format=fmt)
 
 
+@torch.library.register_fake("smoothcert::sample_noise_pairs")
+def _sample_noise_pairs_fake(x, ids, sigma, samples, sample_start, seed, stream, kind, clamp_min, clamp_max,
+                             out_dtype, channels_last):
+    torch._check(kind in (0, 1), lambda: "sample_noise_pairs: kind must be 0 or 1")
+    torch._check(samples % 2 == 0 and sample_start % 2 == 0,
+                 lambda: "sample_noise_pairs: samples and sample_start must be even")
+    batch = _sample_noise_fake(x, ids, sigma, samples, sample_start, seed, stream, kind, False, clamp_min,
+                               clamp_max, out_dtype, channels_last)
+    return batch, torch.empty((x.shape[0], samples // 2), dtype=torch.float64, device=x.device)
+
+
 @torch.library.register_fake("smoothcert::sample_noise_backward")
 def _sample_noise_backward_fake(grad, x, ids, sigma, samples, sample_start, seed, stream, kind, antithetic,
                                 clamp_min, clamp_max):

@@ -128,6 +128,27 @@ def sample_noise(
     return out
 
 
+def sample_noise_pairs(x: torch.Tensor, sigma: Union[float, torch.Tensor], samples: int, *,
+                       ids: Optional[torch.Tensor] = None, sample_start: int = 0, seed: int = 0, stream: int = 1,
+                       noise: str = "gaussian", clamp: Optional[tuple] = None,
+                       out_dtype: Optional[torch.dtype] = None, channels_last: bool = False,
+                       eps: Optional[torch.Tensor] = None):
+    """Twin of :func:`smoothcert.ops.sample_noise_pairs`: ``(batch, dots)``, the dot
+    products summed over elements in order (a float64 running sum, as the kernels).
+    ``eps`` ``[B * samples, *S]``: unit noise to use instead of the twin's own (e.g. the
+    kernel's, to compare the sums bit for bit)."""
+    batch = sample_noise(x, sigma, samples, ids=ids, sample_start=sample_start, seed=seed, stream=stream,
+                         noise=noise, clamp=clamp, out_dtype=out_dtype, channels_last=channels_last)
+    B = x.shape[0]
+    if eps is None:
+        eps = sample_noise(torch.zeros_like(x.float().cpu()), 1.0, samples, ids=ids, sample_start=sample_start,
+                           seed=seed, stream=stream, noise=noise)
+    z = eps.float().cpu().reshape(B, samples // 2, 2, -1).double().numpy()
+    prods = z[:, :, 0, :] * z[:, :, 1, :]
+    dots = np.cumsum(prods, axis=-1)[..., -1] if prods.shape[-1] else np.zeros(prods.shape[:2])
+    return batch, torch.from_numpy(np.ascontiguousarray(dots))
+
+
 def sample_noise_backward(grad: torch.Tensor, x: torch.Tensor, ids: torch.Tensor, table: torch.Tensor, samples: int,
                           *, sample_start: int = 0, seed: int = 0, stream: int = 1, noise: str = "gaussian",
                           antithetic: bool = False, clamp: Optional[tuple] = None,

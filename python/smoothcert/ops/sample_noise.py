@@ -99,6 +99,15 @@ def sample_noise(
     """
     if noise not in NOISE_KINDS:
         raise ValueError(f"noise must be one of {sorted(NOISE_KINDS)}, got {noise!r}")
+    x, ids, table = prepare_call(x, sigma, samples, ids, sample_start, seed, noise, validate)
+    return sample_noise_table(x, ids, table, samples, sample_start=sample_start, seed=seed, stream=stream,
+                              noise=noise, antithetic=antithetic, clamp=clamp, out_dtype=out_dtype,
+                              channels_last=channels_last)
+
+
+def prepare_call(x: torch.Tensor, sigma, samples: int, ids: Optional[torch.Tensor], sample_start: int, seed: int,
+                 noise: str, validate: bool):
+    """The checks of the sampler wrappers: ``(x float32, ids [B], sigma table)``."""
     if samples < 0 or sample_start < 0:
         raise ValueError(f"samples and sample_start must be >= 0, got {samples} and {sample_start}")
     if not 0 <= seed < (1 << 64):
@@ -114,9 +123,7 @@ def sample_noise(
         check_ids(ids)
         if noise == "ssn":
             check_unit_interval(x)
-    return sample_noise_table(x, ids, table, samples, sample_start=sample_start, seed=seed, stream=stream,
-                              noise=noise, antithetic=antithetic, clamp=clamp, out_dtype=out_dtype,
-                              channels_last=channels_last)
+    return x, ids, table
 
 
 def sample_noise_table(x: torch.Tensor, ids: torch.Tensor, table: torch.Tensor, samples: int, *,

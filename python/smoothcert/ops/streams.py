@@ -16,5 +16,6 @@ DSSN_OFFSET_STREAM = 4  # DSSN training's per-example split offsets
 SIGMA_OPT_STREAM = 5  # data-dependent sigma optimisation at certification time
 TRAIN_SIGMA_OPT_STREAM = 6  # ... and during DS2 training
 FIT_SIGMA_STREAM = 7  # fitting one per-element sigma on training data (smoothcert fit-sigma)
+DIPOLE_STREAM = 8  # the antithetic pairs of dipole smoothing, independent of the first-order estimation
 
 ID_LIMIT = 1 << 32  # input indices are one 32-bit counter word

@@ -1,0 +1,164 @@
+"""Second-order smoothing (SoS; Levine, Kumar, Goldstein & Feizi; ``shared/specs/seed-003-sos.md``).
+
+The estimation pass draws its n samples as n/2 disjoint independent pairs with
+the fused pair sampler (:func:`smoothcert.ops.sample_noise_pairs`), which also
+returns each pair's unit-noise dot product ``z . z'``: the same forward passes
+give the vote count and the paired estimator of ``||grad p||^2`` (§2), so the
+gradient costs no extra samples. The pairs' sums are exact integers
+(``ceil(dot * 2^24)``), so the result does not depend on batching.
+
+Each row carries two certificates from that one pass:
+
+* ``second-order`` (the prefix): alpha split evenly, ``pA_lower`` at alpha/2 and
+  an upper bound on the gradient norm at alpha/2, then Theorem 1's radius;
+* ``first-order`` (``fo_*``): Cohen's radius at the full alpha from the same
+  counts -- bit for bit the row of ``--certificate first-order``.
+
+Each is a separate claim at level alpha; taking the larger of the two would need
+its own share of alpha (docs/soundness.md).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, List
+
+import numpy as np
+import torch
+
+from .. import ops, stats
+from ..stats import second_order as sos
+from .engine import check_nonfinite, chunks, even_batch, sub_table, vote
+from .family import Budget, register_certificate
+from .gaussian import Smooth
+from .results import CertifyResult
+
+
+def _scaled_upper(total: int) -> float:
+    """An upper bound on ``total * 2^-DOT_SCALE_BITS`` as a float (int -> float may round)."""
+    f = float(total)
+    if int(f) < total:
+        f = math.nextafter(f, math.inf)
+    return math.ldexp(f, -sos.DOT_SCALE_BITS)
+
+
+@dataclass
+class SecondOrderResult:
+    """Per-input results of :meth:`SecondOrderSmooth.certify_batch` (CPU, length B).
+
+    Attributes:
+        first_order: the :class:`CertifyResult` of Cohen's certificate from the same counts.
+        prediction, radius: ``[B]`` of the second-order certificate (-1 / 0.0 on abstain).
+        dot_sum: ``[B]`` float64 upper bound on ``sum_j f_j f'_j (z_j . z'_j)``.
+        bounds: the arrays of :func:`smoothcert.stats.second_order.sos_certify`.
+        dim: input dimension d.
+    """
+
+    first_order: CertifyResult
+    prediction: torch.Tensor
+    radius: torch.Tensor
+    dot_sum: np.ndarray
+    bounds: Dict[str, np.ndarray]
+    dim: int
+    certificate: str = "second-order"
+    norm: str = "l2"
+
+    COLUMNS = ["count_a", "n", "pa_lower", "dot_sum", "n_pairs", "grad_sq_raw", "grad_sq_margin", "grad_upper",
+               "g_max", "grad_vacuous", "a_prime", "sigma", "dim", "certificate", "norm",
+               "fo_predict", "fo_radius", "fo_pa_lower", "fo_certificate"]
+
+    @property
+    def seconds(self) -> torch.Tensor:
+        return self.first_order.seconds
+
+    @property
+    def pa_lower(self) -> torch.Tensor:
+        return torch.as_tensor(self.bounds["pa_lower"])
+
+    def fields(self, k: int) -> List[Any]:
+        fo, b = self.first_order, self.bounds
+        return [int(fo.count_a[k]), fo.n, repr(float(b["pa_lower"][k])), repr(float(self.dot_sum[k])), fo.n // 2,
+                repr(float(b["grad_sq_raw"][k])), repr(float(b["grad_sq_margin"][k])),
+                repr(float(b["grad_upper"][k])), repr(float(b["g_max"][k])), int(b["vacuous"][k]),
+                repr(float(b["a_prime"][k])), repr(float(fo.sigma[k])), self.dim, self.certificate, self.norm,
+                int(fo.prediction[k]), repr(float(fo.radius[k])), repr(float(fo.pa_lower[k])), fo.certificate]
+
+
+@register_certificate("sos")
+class SecondOrderSmooth(Smooth):
+    """Gaussian smoothing certified with the second-order (gradient-norm) bound.
+
+    Same constructor and API as :class:`Smooth` (``certify``, ``certify_batch``,
+    ``predict``); sigma must be one value per input (isotropic noise). ``n`` must be
+    even: the estimation samples form ``n/2`` disjoint pairs.
+    """
+
+    name = "sos"
+
+
+    def certify_table(self, X, ids, table, n0, n, alpha, batch_size) -> SecondOrderResult:
+        if n % 2:
+            raise ValueError(f"second-order smoothing needs an even n (n/2 disjoint pairs), got n={n}")
+        if table.shape[1] != 1:
+            raise ValueError("second-order smoothing needs isotropic noise (one sigma per input), not a "
+                             "per-element sigma")
+        self._warn_small_n(n, alpha)
+        B = X.shape[0]
+        dim = X[0].numel() if B else 1
+        sel, seconds = self._select(X, ids, table, n0, batch_size)
+        top = sel.argmax(dim=1)
+        t0 = time.perf_counter()
+        est, dots = self._count_pairs(X, ids, table, n, top.to(X.device), even_batch(batch_size))
+        if B:
+            seconds += (time.perf_counter() - t0) / B
+        count_a = est.gather(1, top.view(-1, 1)).view(-1)
+        sig = self._radius_sigma(table, B)
+        abstain, pa, radius = stats.certify_from_counts(count_a.numpy(), n, alpha, sig.numpy())
+        fo_pred = torch.where(torch.as_tensor(abstain), torch.full_like(top, self.ABSTAIN), top)
+        fo = CertifyResult(prediction=fo_pred, radius=torch.as_tensor(np.asarray(radius, np.float64)).view(-1),
+                           count_a=count_a, pa_lower=torch.as_tensor(np.asarray(pa, np.float64)).view(-1),
+                           sigma=sig, samples=torch.full((B,), n0 + n, dtype=torch.long), seconds=seconds,
+                           selection_counts=sel, counts=est, n0=n0, n=n, alpha=alpha, certificate="first-order")
+        dot_sum = np.array([_scaled_upper(t) for t in dots], dtype=np.float64)
+        b = sos.sos_certify(count_a.numpy(), n, dot_sum, n // 2, dim, alpha, sig.numpy())
+        b = {k: np.asarray(v).reshape(-1) for k, v in b.items()}
+        pred = torch.where(torch.as_tensor(b["abstain"]), torch.full_like(top, self.ABSTAIN), top)
+        return SecondOrderResult(first_order=fo, prediction=pred, radius=torch.as_tensor(b["radius"]),
+                                 dot_sum=dot_sum, bounds=b, dim=dim)
+
+    def _count_pairs(self, X, ids, table, n: int, top: torch.Tensor, batch_size: int):
+        """Votes ``[B, K]`` of the n estimation samples, and per input the exact integer
+        ``sum_j ceil(2^24 f_j f'_j z_j . z'_j)`` over its n/2 pairs (a list of ints)."""
+        B = X.shape[0]
+        counts = torch.zeros(B, self.num_classes, dtype=torch.long, device=X.device)
+        nonfinite = torch.zeros(B, dtype=torch.long, device=X.device)
+        totals = [0] * B
+        scale = float(2 ** sos.DOT_SCALE_BITS)
+        with torch.no_grad():
+            for i0, i1, start, m in chunks(B, n, batch_size):
+                batch, dots = ops.sample_noise_pairs_table(
+                    X[i0:i1], ids[i0:i1], sub_table(table, i0, i1), m, sample_start=start, seed=self.seed,
+                    stream=ops.ESTIMATION_STREAM, clamp=self.clamp, out_dtype=self.out_dtype,
+                    channels_last=self.channels_last)
+                logits = vote(self.base_classifier, batch, m, counts[i0:i1], nonfinite[i0:i1], self.num_classes)
+                hits = logits.argmax(dim=1).view(i1 - i0, m // 2, 2) == top[i0:i1].view(-1, 1, 1)
+                both = hits.all(dim=2)
+                fixed = torch.ceil(torch.where(both, dots, torch.zeros_like(dots)) * scale).to(torch.long)
+                for k, v in enumerate(fixed.sum(dim=1).tolist()):
+                    totals[i0 + k] += v
+        check_nonfinite(nonfinite, n, ids)
+        return counts.cpu(), totals
+
+    def columns(self) -> List[str]:
+        return list(SecondOrderResult.COLUMNS)
+
+    def config(self, budget: Budget) -> Dict[str, Any]:
+        return {**super().config(budget), "certificate": "second-order"}
+
+    def generator(self) -> str:
+        return self.GENERATOR + "; disjoint pairs with unit-noise dot products (sample_noise_pairs)"
+
+    @classmethod
+    def from_args(cls, args, make_base) -> "SecondOrderSmooth":
+        return cls._from_gaussian_base(args, make_base, "--certificate sos")
