@@ -52,6 +52,26 @@ def test_mnist_idx_roundtrip(tmp_path, gz, split):
     assert s.num_classes == 10 and s.name == f"mnist/{split}"
 
 
+def test_pooled_7x7_variant(tmp_path):
+    make_idx_dir(tmp_path)
+    full = data.load_dataset("mnist", "test", root=str(tmp_path))
+    s = data.load_dataset("mnist-7x7", "test", root=str(tmp_path))
+    assert s.x.shape == (len(full), 1, 7, 7) and torch.equal(s.y, full.y) and s.name == "mnist-7x7/test"
+    want = full.x.view(-1, 1, 7, 4, 7, 4).mean(dim=(3, 5))
+    torch.testing.assert_close(s.x, want, rtol=0, atol=1e-6)
+    assert data.input_shape("mnist-7x7") == (1, 7, 7) and data.DATASET_STATS["mnist-7x7"] == ((0.1307,), (0.2307,))
+
+
+def test_swiss_roll_is_the_papers_split():
+    tr, te = data.load_dataset("swiss-roll", "train"), data.load_dataset("swiss-roll", "test")
+    assert tr.x.shape == (1000, 1, 1, 2) and te.x.shape == (100, 1, 1, 2) and tr.num_classes == 2
+    from sklearn.datasets import make_swiss_roll
+    pts, t = make_swiss_roll(n_samples=100, noise=1.0, random_state=2)
+    assert torch.equal(te.x.view(100, 2), torch.from_numpy((pts[:, [0, 2]] / 10).astype(np.float32)))
+    assert torch.equal(te.y, torch.from_numpy((t > 3 * np.pi).astype(np.int64)))
+    assert torch.equal(data.load_dataset("swiss-roll", "train").x, tr.x)
+
+
 def test_dotted_names_and_fashion(tmp_path):
     ref = make_idx_dir(tmp_path, gz=False, dotted=True)
     s = data.load_dataset("fashion-mnist", "test", root=tmp_path)

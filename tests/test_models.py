@@ -25,12 +25,21 @@ def test_normalize_layer_math():
 
 
 @pytest.mark.parametrize("arch,dataset", [("mlp", "digits"), ("lenet", "mnist"),
-                                          ("mlp", "mnist"), ("lenet", "cifar10")])
+                                          ("mlp", "mnist"), ("lenet", "cifar10"), ("smallconv", "mnist-7x7"),
+                                          ("mlp10", "swiss-roll")])
 def test_build_model_logits(arch, dataset):
     model = models.build_model(arch, dataset)
     assert isinstance(model[0], models.NormalizeLayer)
     x = torch.rand(3, *data.input_shape(dataset))
-    assert model(x).shape == (3, 10)
+    assert model(x).shape == (3, data.num_classes(dataset))
+
+
+def test_small_conv_net_is_the_papers():
+    net = models.SmallConvNet()
+    assert models.count_parameters(net) == (4 * 4 + 4) + (144 * 100 + 100) + (100 * 10 + 10)
+    assert net(torch.rand(2, 1, 7, 7)).shape == (2, 10)
+    with pytest.raises(ValueError, match="at least 2x2"):
+        models.SmallConvNet(input_hw=(1, 7))
 
 
 def test_architectures_direct():

@@ -10,6 +10,7 @@ Datasets and the layouts found under ``root`` (the CLI's ``--data-root``):
 * ``mnist`` / ``fashion-mnist``: the four idx files, plain or ``.gz``, in ``root``
   or a known sub-folder (``mnist/``, ``MNIST/raw/``, ``FashionMNIST/raw/``, ...).
 * ``mnist-7x7`` / ``fashion-mnist-7x7``: the same files, 4x4 average-pooled to 7x7 (d = 49).
+* ``swiss-roll``: Levine et al.'s 2-D problem from scikit-learn (no files; points, not images).
 * ``cifar10``: the python batches ``data_batch_1..5`` / ``test_batch`` (in ``root``
   or a ``cifar*`` sub-folder such as ``cifar-10-batches-py/``), else PNGs named
   ``cifar10_<index>_<label>.png`` (test split only, ordered by index).
@@ -17,7 +18,7 @@ Datasets and the layouts found under ``root`` (the CLI's ``--data-root``):
 
 Importing this package registers every loader.
 """
-from . import cifar, digits, idx, imagenet, pooled  # noqa: F401  (register the loaders)
+from . import cifar, digits, idx, imagenet, pooled, swiss_roll  # noqa: F401  (register the loaders)
 from .cifar import read_cifar_batch
 from .idx import FASHION_MNIST_DEFAULT_ROOT, read_idx
 from .images import LazyImages, imagenet_transform, resize_center_crop

@@ -28,6 +28,11 @@ def _mlp(num_classes: int, in_channels: int, hw: Tuple[int, int]) -> nn.Module:
     return TinyMLP(in_features=in_channels * hw[0] * hw[1], num_classes=num_classes)
 
 
+@register_architecture("mlp10")
+def _mlp10(num_classes: int, in_channels: int, hw: Tuple[int, int]) -> nn.Module:
+    return TinyMLP(in_features=in_channels * hw[0] * hw[1], hidden=10, num_classes=num_classes)
+
+
 @register_architecture("lenet")
 def _lenet(num_classes: int, in_channels: int, hw: Tuple[int, int]) -> nn.Module:
     return LeNet(in_channels=in_channels, num_classes=num_classes, input_hw=hw)
