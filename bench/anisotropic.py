@@ -18,12 +18,11 @@ against the same step in plain PyTorch (seed-002 §6), as ratios taken in one ru
 """
 from __future__ import annotations
 
-import argparse
 import math
 
 import torch
 
-from timing import sync, timed_interleaved, write_json
+from timing import bench_args, sync, timed_interleaved, write_json
 from smoothcert import models, ops
 from smoothcert.certify import AnisotropicSmooth, Smooth
 from smoothcert.sigma import FitConfig, SigmaParameter, surrogate
@@ -116,12 +115,7 @@ def optimiser_case(name, arch, dataset, B, n0, device, repeat):
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--quick", action="store_true", help="tiny sizes (the test suite's smoke run)")
-    p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--json", default=None)
-    args = p.parse_args()
+    args = bench_args(__doc__)
     dev = args.device
     if args.quick:
         noise = [noise_case("lenet-mnist", "lenet", "mnist", 4, 200, 400, dev, 1)]

@@ -18,14 +18,13 @@ cost of OptimizeSigma next to one CERTIFY (seed-000 §3, App. E/H).
 """
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 import torch
 
 import smoothcert
-from timing import sync, timed_interleaved, write_json
+from timing import bench_args, sync, timed_interleaved, write_json
 from smoothcert import models, ops
 from smoothcert.certify import Smooth
 from smoothcert.sigma import OptimizeSigma
@@ -106,12 +105,7 @@ def sigma_case(device, inputs, steps, n, batch, repeat):
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--quick", action="store_true", help="tiny sizes (the test suite's smoke run)")
-    p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--json", default=None)
-    args = p.parse_args()
+    args = bench_args(__doc__)
     if args.quick:
         grid, B, naive_q, sig = [(200, 64)], 16, 2, dict(inputs=4, steps=[2], n=200, batch=200)
     else:

@@ -14,11 +14,10 @@ Cases: the paper's 7x7 MNIST network (d = 49) and LeNet on 28x28 (d = 784).
 """
 from __future__ import annotations
 
-import argparse
 
 import torch
 
-from timing import sync, timed_interleaved, write_json
+from timing import bench_args, sync, timed_interleaved, write_json
 from smoothcert import models
 from smoothcert.certify import DipoleSmooth, SecondOrderSmooth, Smooth
 
@@ -38,12 +37,7 @@ def case(name, arch, dataset, B, n, batch, device, repeat):
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--quick", action="store_true", help="tiny sizes (the test suite's smoke run)")
-    p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--json", default=None)
-    args = p.parse_args()
+    args = bench_args(__doc__)
     dev = args.device
     if args.quick:
         rows = [case("smallconv-mnist7x7", "smallconv", "mnist-7x7", 2, 2000, 2000, dev, 1)]

@@ -1,6 +1,7 @@
 """Timing helpers shared by the bench scripts (ratios taken in one run, interleaved)."""
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import time
@@ -40,3 +41,13 @@ def write_json(path: str, device: str, results, **extra) -> None:
            "gpu": torch.cuda.get_device_name() if device == "cuda" else None, **extra}
     with open(path, "w") as f:
         json.dump({"env": env, "results": results}, f, indent=2)
+
+
+def bench_args(doc: str) -> argparse.Namespace:
+    """The options every bench takes: --device, --quick (the test suite's smoke run), --repeat, --json."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--quick", action="store_true", help="tiny sizes (the test suite's smoke run)")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--json", default=None)
+    return p.parse_args()
