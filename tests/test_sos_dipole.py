@@ -232,3 +232,13 @@ def test_analyze_ratio_section(digits_checkpoint, tmp_path, capsys):
     assert "[first-order]" in text or "first-order" in text
     import os
     assert os.path.getsize(png) > 1000
+
+
+def test_warns_when_the_gradient_bound_can_never_help():
+    model, _ = sos_slab()
+    with pytest.warns(UserWarning, match="first-order one at alpha/2"):
+        SecondOrderSmooth(model.eval(), 2, 1.0).certify_batch(torch.zeros(1, 49), 10, 10_000, 0.001, 10_000)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SecondOrderSmooth(model.eval(), 2, 1.0).certify_batch(torch.zeros(1, 2), 10, 100_000, 0.001, 100_000)

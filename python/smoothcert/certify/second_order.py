@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, List
 
@@ -33,6 +34,11 @@ from .engine import check_nonfinite, chunks, even_batch, sub_table, vote
 from .family import Budget, register_certificate
 from .gaussian import Smooth
 from .results import CertifyResult
+
+
+def _pairs_needed(dim: int, alpha_g: float) -> float:
+    """Pairs at which Theorem 2's margin falls to 1/(2 pi) (small-deviation regime)."""
+    return 16.0 * dim * math.log(1.0 / alpha_g) * (2.0 * math.pi) ** 2
 
 
 def _scaled_upper(total: int) -> float:
@@ -103,9 +109,15 @@ class SecondOrderSmooth(Smooth):
         if table.shape[1] != 1:
             raise ValueError("second-order smoothing needs isotropic noise (one sigma per input), not a "
                              "per-element sigma")
-        self._warn_small_n(n, alpha)
+        self._warn_small_n(n, alpha / 2)
         B = X.shape[0]
         dim = X[0].numel() if B else 1
+        margin = float(sos.grad_sq_margin(max(1, n // 2), dim, alpha / 2))
+        if margin >= 1.0 / (2.0 * math.pi):
+            warnings.warn(f"n={n} samples at d={dim} give a gradient-norm margin ({margin:.3g} sigma^-2) above "
+                          f"every possible G_max^2 (1/(2 pi sigma^2)): the second-order certificate will be the "
+                          f"first-order one at alpha/2. It needs n > {_pairs_needed(dim, alpha / 2) * 2:.3g}.",
+                          stacklevel=3)
         sel, seconds = self._select(X, ids, table, n0, batch_size)
         top = sel.argmax(dim=1)
         t0 = time.perf_counter()
