@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
-from .. import ops, stats
+from .. import ops
 from ..stats import dipole
 from .engine import check_nonfinite, chunks, even_batch, sub_table, vote
 from .family import Budget, register_certificate
@@ -97,8 +97,7 @@ class DipoleSmooth(Smooth):
             raise ValueError(f"dipole smoothing needs an even n (n/2 antithetic pairs), got n={n}")
         if table.shape[1] != 1:
             raise ValueError("dipole smoothing needs isotropic noise (one sigma per input), not a per-element sigma")
-        if n // 2 < stats.min_samples_to_certify(alpha / 2):
-            self._warn_small_n(n // 2, alpha / 2)
+        self._warn_small_n(n // 2, alpha / 2)  # n/2 pairs, each bound at alpha/2
         fo = super().certify_table(X, ids, table, n0, n, alpha, batch_size) if self.first_order else None
         B = X.shape[0]
         if fo is not None:

@@ -145,7 +145,9 @@ class SecondOrderSmooth(Smooth):
         B = X.shape[0]
         counts = torch.zeros(B, self.num_classes, dtype=torch.long, device=X.device)
         nonfinite = torch.zeros(B, dtype=torch.long, device=X.device)
-        totals = [0] * B
+        # Per-batch int64 sums stay on the device (each is far from overflow); they are added
+        # as exact Python ints once at the end, so no forward batch waits for the host.
+        parts = []
         scale = float(2 ** sos.DOT_SCALE_BITS)
         with torch.no_grad():
             for i0, i1, start, m in chunks(B, n, batch_size):
@@ -157,9 +159,12 @@ class SecondOrderSmooth(Smooth):
                 hits = logits.argmax(dim=1).view(i1 - i0, m // 2, 2) == top[i0:i1].view(-1, 1, 1)
                 both = hits.all(dim=2)
                 fixed = torch.ceil(torch.where(both, dots, torch.zeros_like(dots)) * scale).to(torch.long)
-                for k, v in enumerate(fixed.sum(dim=1).tolist()):
-                    totals[i0 + k] += v
+                parts.append((i0, fixed.sum(dim=1)))
         check_nonfinite(nonfinite, n, ids)
+        totals = [0] * B
+        for i0, sums in parts:
+            for k, v in enumerate(sums.tolist()):
+                totals[i0 + k] += v
         return counts.cpu(), totals
 
     def columns(self) -> List[str]:

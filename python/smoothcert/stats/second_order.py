@@ -139,7 +139,6 @@ def sos_radius(p, G, sigma):
     first-order radius ``sigma Phi^-1(p)``, never above the exact solution).
     Shapes broadcast; float64."""
     p, G, s = np.broadcast_arrays(_check_p(p), _check_grad(G), _check_pos(sigma, "sigma"))
-    q = 1.0 - p
     ok = p > 0.5
     pc = np.where(ok, p, 0.75)  # placeholder lanes, masked at the end
     qc = 1.0 - pc
@@ -156,7 +155,6 @@ def sos_radius(p, G, sigma):
     r = s * lo
     r = np.where(r > 0, np.nextafter(r, 0.0), 0.0)
     r = np.maximum(r, first)  # ulp-level ties with the first-order value
-    del q
     return np.where(ok, r, 0.0)
 
 
