@@ -97,6 +97,15 @@ TORCH_LIBRARY(smoothcert, m) {
   m.def(
       "ball_margin(Tensor xq, Tensor xm, Tensor radius, Tensor mem_class, Tensor query_class, int p) "
       "-> (Tensor, Tensor, Tensor, Tensor)");
+  // Exact pairwise L2 distances of the robust-region allocation (seed-004
+  // §3): the conflict graph, the LP's constraints and the greedy scan's
+  // lookups, as one dense tile of the n x n matrix.
+  //   xq      [B, D] float32 row points;  xm [N, D] float32 column points
+  //   reach_q [B] float64, reach_m [N] float64 (finite, >= 0)
+  // Returns out [B, N] float64: the canonical exact distance D(x_b, m_i)
+  // (common/ball_math.h, the same bits on every backend) where it is
+  // < reach_q[b] + reach_m[i], else +inf.
+  m.def("pair_distances(Tensor xq, Tensor xm, Tensor reach_q, Tensor reach_m) -> Tensor");
   // -1 for a CPU-only build, else the CUDA version the extension was built with.
   m.def("cuda_version() -> int");
 }

@@ -9,7 +9,9 @@ import torch
 import smoothcert
 from smoothcert import ops
 
-OPS = ("sample_noise", "sample_noise_backward", "count_votes_", "dssn_batch", "ball_margin", "cuda_version")
+KERNEL_OPS = ("sample_noise", "sample_noise_backward", "sample_noise_pairs", "count_votes_", "dssn_batch", "ball_margin",
+              "pair_distances")
+OPS = KERNEL_OPS + ("cuda_version",)
 
 
 def has_kernel(op: str, key: str) -> bool:
@@ -55,7 +57,7 @@ def test_schemas():
     assert not votes.returns
 
 
-@pytest.mark.parametrize("op", ["sample_noise", "sample_noise_backward", "count_votes_", "dssn_batch", "ball_margin"])
+@pytest.mark.parametrize("op", KERNEL_OPS)
 def test_cpu_kernels_registered(op):
     assert has_kernel(op, "CPU")
 
@@ -64,7 +66,7 @@ def test_cuda_version_matches_registered_kernels():
     """cuda_version() is -1 exactly when no CUDA kernels were built."""
     v = ops.cuda_version()
     assert isinstance(v, int)
-    cuda_kernels = [has_kernel(op, "CUDA") for op in ("sample_noise", "sample_noise_backward", "count_votes_", "dssn_batch", "ball_margin")]
+    cuda_kernels = [has_kernel(op, "CUDA") for op in KERNEL_OPS]
     assert len(set(cuda_kernels)) == 1
     assert (v == -1) == (not cuda_kernels[0])
     if v != -1:
@@ -78,5 +80,5 @@ def test_gpu_machine_builds_cuda_kernels():
     assert v != -1, "a GPU is visible but smoothcert was built without CUDA; rebuild with nvcc on PATH"
     major, minor = (int(p) for p in torch.version.cuda.split(".")[:2])
     assert v == 1000 * major + 10 * minor
-    for op in ("sample_noise", "sample_noise_backward", "count_votes_", "dssn_batch", "ball_margin"):
+    for op in KERNEL_OPS:
         assert has_kernel(op, "CUDA"), op

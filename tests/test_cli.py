@@ -106,7 +106,7 @@ def test_demo_small(tmp_path):
         assert "fixed-sigma" in f.read()
 
 
-@pytest.mark.parametrize("bench", ["certify", "memory", "anisotropic", "second_order"])
+@pytest.mark.parametrize("bench", ["certify", "memory", "anisotropic", "second_order", "regions"])
 def test_bench_quick_runs(tmp_path, bench):
     out = str(tmp_path / "bench.json")
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "bench", bench + ".py"), "--quick", "--device", "cpu",
@@ -120,6 +120,8 @@ def test_bench_quick_runs(tmp_path, bench):
             assert r["overhead"] > 0 and r["speedup"] > 0
     elif bench == "memory":
         assert res["ball_margin"][0]["naive_over_kernel"] > 0 and res["optimize_sigma"][0]["optimize_over_certify"] > 0
+    elif bench == "regions":
+        assert res[0]["edges"] > 0 and res[0]["numpy_over_smoothcert"] > 0 and res[0]["lp_constraints"] > 0
     elif bench == "second_order":
         r = res["second_order"][0]
         assert r["sos_over_first_order"] > 0 and r["dipole_over_plain_throughput"] > 0

@@ -1,5 +1,9 @@
-// Portable build of the screening dot products (see ball_dots.h).
+// Portable build of the screening dot products (see ball_dots.h), and the
+// run-time choice between it and the AVX2 build.
+#include <cstdlib>
+
 #include "ball_dots.h"
+#include "ball_exact.h"
 
 namespace smoothcert {
 
@@ -14,6 +18,15 @@ void ball_dots_base(const float* const q[4], const float* m, int64_t rows, int64
       out[r * 4 + j] = acc;
     }
   }
+}
+
+BallDotsFn pick_ball_dots() {
+  const char* force = std::getenv("SMOOTHCERT_CPU_BASELINE");
+  if (force != nullptr && force[0] == '1') return &ball_dots_base;
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &ball_dots_avx2;
+#endif
+  return &ball_dots_base;
 }
 
 }  // namespace smoothcert

@@ -17,13 +17,13 @@
 #include <torch/library.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <limits>
 #include <tuple>
 #include <vector>
 
 #include "../ball_margin_args.h"
 #include "ball_dots.h"
+#include "ball_exact.h"
 
 namespace smoothcert {
 namespace {
@@ -42,42 +42,6 @@ struct Best {
     }
   }
 };
-
-BallDotsFn pick_dots() {
-  const char* force = std::getenv("SMOOTHCERT_CPU_BASELINE");
-  if (force != nullptr && force[0] == '1') return &ball_dots_base;
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &ball_dots_avx2;
-#endif
-  return &ball_dots_base;
-}
-
-// The canonical exact distance: lane j of the 8 accumulates k = j (mod 8) in
-// increasing k; the inner loop over lanes vectorises without reassociation.
-template <int P>
-double exact_distance(const float* __restrict a, const float* __restrict b, int64_t D) {
-  double s[kBallLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
-  const int64_t Dv = D & ~int64_t(kBallLanes - 1);
-  for (int64_t k = 0; k < Dv; k += kBallLanes) {
-#pragma omp simd
-    for (int j = 0; j < kBallLanes; ++j) {
-      const double t = static_cast<double>(a[k + j]) - static_cast<double>(b[k + j]);
-      s[j] += P == 2 ? t * t : (t < 0 ? -t : t);
-    }
-  }
-  for (int64_t k = Dv; k < D; ++k) {
-    const double t = static_cast<double>(a[k]) - static_cast<double>(b[k]);
-    s[k - Dv] += P == 2 ? t * t : (t < 0 ? -t : t);
-  }
-  return ball_finish(ball_lane_total(s), P);
-}
-
-double squared_norm(const float* a, int64_t D) {
-  double s = 0.0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t k = 0; k < D; ++k) s += static_cast<double>(a[k]) * static_cast<double>(a[k]);
-  return s;
-}
 
 // Per-query state of one task.
 struct QueryState {
@@ -159,7 +123,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> ball_margin_cpu(
   const int64_t splits = std::min(want, std::max<int64_t>(1, p.N / kMinRowsPerTask));
   const int64_t rows_per = (p.N + splits - 1) / splits;
   std::vector<QueryState> state(static_cast<size_t>(splits * p.B));
-  const BallDotsFn dots = pick_dots();
+  const BallDotsFn dots = pick_ball_dots();
   at::parallel_for(0, query_blocks * splits, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t qb = t / splits, s = t % splits;

@@ -11,7 +11,7 @@ from .metrics import certified_accuracy, summarize
 # Line style per kind of certificate, so that curves that coincide (a memory that never
 # fired gives the data-dependent curve) stay visible.
 STYLES = {"memory": "-", "data-dependent": "--", "fixed-sigma": ":", "first-order": ":", "second-order": "-",
-          "dipole": "--"}
+          "dipole": "--", "transductive-greedy": "-", "transductive-lp": "-."}
 
 
 def plot_certified_accuracy(summaries_or_paths, out_png, labels=None, title=None) -> None:

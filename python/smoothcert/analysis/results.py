@@ -7,7 +7,7 @@ import numpy as np
 
 REQUIRED = ("idx", "label", "predict", "radius", "correct", "time")
 INT_COLS = ("idx", "label", "predict", "correct", "count_a", "n", "n_pairs", "dim", "grad_vacuous", "count_s",
-            "count_n", "count_x", "symmetric")
+            "count_n", "count_x", "symmetric", "rank", "region", "degree", "own_class", "capped", "inherited")
 FLOAT_COLS = ("radius", "time", "pa_lower", "sigma")
 COHEN_KIND = "fixed-sigma (Cohen TSV)"
 # Files that carry more than one certificate per row (e.g. data-dependent sigma:
@@ -17,7 +17,7 @@ VIEW_INT_SUFFIXES = ("_predict", "_count_a", "_partner", "_n")
 VIEW_FLOAT_SUFFIXES = ("_radius", "_pa_lower")
 FLOAT_EXTRA = ("sigma0", "sigma_star", "normalized_radius", "o_ca", "r_geo", "r_linf", "sigma_min", "sigma_mean",
                "sigma_geomean", "r_two_sided", "dot_sum", "grad_sq_raw", "grad_sq_margin", "grad_upper", "g_max",
-               "a_prime", "cs_lower", "cn_lower")
+               "a_prime", "cs_lower", "cn_lower", "radius_cap", "sigma_used", "t_select", "t_certify", "t_fixed")
 
 
 def _is_int(name: str) -> bool:

@@ -66,6 +66,10 @@ class SmoothingFamily:
     name: ClassVar[str] = ""
     NORM: ClassVar[str] = "l2"
     GENERATOR: ClassVar[str] = ""  # how the noise is drawn, for the sidecar
+    # A transductive family's certificates depend on the whole set of inputs: a
+    # dataset run writes its per-input rows (:meth:`stage_columns`) to a stage file
+    # and, once every input is done, the final rows from :meth:`allocate`.
+    TRANSDUCTIVE: ClassVar[bool] = False
 
     def columns(self) -> List[str]:
         """TSV columns written after ``idx label predict radius correct time``."""
@@ -90,6 +94,21 @@ class SmoothingFamily:
     def resume(self, rows: List[Dict[str, str]], inputs: Callable[[List[int]], torch.Tensor]) -> None:
         """Rebuilds the state of a stateful family from the completed rows of an
         interrupted run (``inputs(ids)`` returns their ``[len(ids), *S]`` inputs)."""
+
+    def stage_columns(self) -> List[str]:
+        """Columns of a transductive family's per-input stage rows (after the six-column prefix)."""
+        return self.columns()
+
+    def allocation_keys(self) -> List[str]:
+        """Keys of :meth:`config` that only the transductive allocation reads (a stage file
+        shared by runs that differ in them is still valid)."""
+        return []
+
+    def allocate(self, rows: List[Dict[str, str]], inputs: Callable[[List[int]], torch.Tensor],
+                 budget: Budget) -> GroupResult:
+        """A transductive family's final results from its complete stage ``rows`` (without the
+        label and correct columns), aligned with them."""
+        raise NotImplementedError
 
     def finish(self) -> None:
         """Called at the end of a dataset run (e.g. to save a memory)."""

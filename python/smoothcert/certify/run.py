@@ -7,6 +7,11 @@ configuration; rerunning the same configuration continues after the last
 complete row, and since results depend only on (seed, input index) -- and, for a
 stateful family, on the rows before, which it rebuilds from the file -- the file
 ends up the same as an uninterrupted run's (except the wall-clock ``time``).
+
+A transductive family (:attr:`SmoothingFamily.TRANSDUCTIVE`: its certificates
+depend on the whole set of inputs) writes its per-input rows to the stage file
+``<out>.stage.tsv`` instead, resumable the same way; once every input is done,
+its final rows go to ``out`` in one atomic write.
 """
 from __future__ import annotations
 
@@ -27,6 +32,11 @@ PREFIX = ["idx", "label", "predict", "radius", "correct", "time"]
 def header_of(family: SmoothingFamily) -> List[str]:
     """The TSV header a family writes: Cohen's six columns, then its own."""
     return PREFIX + family.columns()
+
+
+def stage_path(out: str) -> str:
+    """The per-input stage file of a transductive family's run into ``out``."""
+    return out + ".stage.tsv"
 
 
 def read_rows(path: str, header: List[str]) -> List[Dict[str, str]]:
@@ -79,7 +89,7 @@ def _row(res, k: int, i: int, label: int) -> list:
 
 def certify_dataset(family: SmoothingFamily, x, y: torch.Tensor, indices: List[int], *,
                     budget: Optional[Budget] = None, out: str, config: Dict, progress: bool = True,
-                    device: Optional[torch.device] = None, **budget_kw) -> int:
+                    device: Optional[torch.device] = None, stage: Optional[str] = None, **budget_kw) -> int:
     """Certifies ``x[i]`` for every dataset index ``i`` in ``indices`` into ``out``.
 
     Args:
@@ -92,6 +102,9 @@ def certify_dataset(family: SmoothingFamily, x, y: torch.Tensor, indices: List[i
         config: settings of the run beyond the family's own (dataset, model,
             ...); stored next to ``out`` with :meth:`SmoothingFamily.config`
             and compared on resume.
+        stage: a transductive family's stage file (default :func:`stage_path` of ``out``);
+            runs whose per-input settings agree (e.g. greedy and LP regions) may share
+            one -- its own sidecar holds those settings and is checked the same way.
 
     Returns:
         number of rows written by this call.
@@ -99,18 +112,40 @@ def certify_dataset(family: SmoothingFamily, x, y: torch.Tensor, indices: List[i
     budget = budget or Budget(**budget_kw)
     config = {**config, **family.config(budget)}
     _sidecar(out, config, family)
-    header = header_of(family)
-    rows = read_rows(out, header)
+    transductive = bool(getattr(family, "TRANSDUCTIVE", False))
+    rows_file = (stage or stage_path(out)) if transductive else out
+    if transductive:
+        _sidecar(rows_file, {k: v for k, v in config.items() if k not in family.allocation_keys()}, family)
+    header = PREFIX + (family.stage_columns() if transductive else family.columns())
+    rows = read_rows(rows_file, header)
+    wanted = set(indices)
+    if transductive and any(int(r["idx"]) not in wanted for r in rows):
+        raise ValueError(f"{rows_file} holds inputs outside this run's set; a transductive certificate depends on "
+                         "the whole set, so remove it or choose another --out")
     done = {int(r["idx"]) for r in rows}
-    if rows:
+    if rows and not transductive:
         family.resume(rows, lambda ids: _inputs(x, ids, device))
     todo = [i for i in indices if i not in done]
-    new_file = not os.path.exists(out) or os.path.getsize(out) == 0
+    written = _write_rows(family, x, y, indices, todo, rows_file, header, budget, progress, device)
+    if transductive:
+        written = _allocate(family, x, y, indices, rows_file, header, out, budget, device)
+    family.finish()
+    summary = family.summary()
+    if summary:
+        with open(out + ".json") as f:
+            side = json.load(f)
+        side["summary"] = summary
+        _write_json(out + ".json", side)
+    return written
+
+
+def _write_rows(family, x, y, indices, todo, path, header, budget, progress, device) -> int:
+    new_file = not os.path.exists(path) or os.path.getsize(path) == 0
     group = family.group_size(budget)
     bar = progress_bar(total=len(indices), initial=len(indices) - len(todo), desc="certify",
                        unit="input") if progress else None
     written = 0
-    with open(out, "a") as f:
+    with open(path, "a") as f:
         if new_file:
             f.write("\t".join(header) + "\n")
         for g0 in range(0, len(todo), group):
@@ -124,14 +159,23 @@ def certify_dataset(family: SmoothingFamily, x, y: torch.Tensor, indices: List[i
                 bar.update(len(ids))
     if bar is not None:
         bar.close()
-    family.finish()
-    summary = family.summary()
-    if summary:
-        with open(out + ".json") as f:
-            side = json.load(f)
-        side["summary"] = summary
-        _write_json(out + ".json", side)
     return written
+
+
+def _allocate(family, x, y, indices, stage, header, out, budget, device) -> int:
+    """The final rows of a transductive family, in dataset order, written atomically."""
+    by_idx = {int(r["idx"]): r for r in read_rows(stage, header)}
+    order = sorted(indices)
+    # Labels stay here: the family's allocation must not see them.
+    blind = [{k: v for k, v in by_idx[i].items() if k not in ("label", "correct")} for i in order]
+    res = family.allocate(blind, lambda ids: _inputs(x, ids, device), budget)
+    tmp = out + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("\t".join(header_of(family)) + "\n")
+        for k, i in enumerate(order):
+            f.write("\t".join(str(v) for v in _row(res, k, i, int(y[i]))) + "\n")
+    os.replace(tmp, out)
+    return len(order)
 
 
 def _inputs(x, ids: List[int], device: Optional[torch.device]) -> torch.Tensor:

@@ -27,7 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sigma-mode", default=None, choices=sorted(SIGMA_MODES),
                    help="fixed: one sigma for all inputs; ddrs: sigma optimised per input (Alfarra et al.), "
                    "certified with a memory; anisotropic: one sigma per input element from --sigma-file "
-                   "(Tecot et al.). Default: anisotropic with --sigma-file, else fixed")
+                   "(Tecot et al.); samplewise: sigma per input from a grid, certified with transductive robust regions "
+                   "(--regions greedy|lp). Default: anisotropic with --sigma-file, else fixed")
     p.add_argument("--certificate", default="first-order", choices=sorted(CERTIFICATES),
                    help="first-order: Cohen's radius; sos: second-order (gradient-norm) radius of Levine et al., "
                    "with the first-order one from the same samples beside it; dipole: antithetic-pair radius, with "
@@ -43,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
                    help="dtype of the classifier's input batch (and of the model)")
     p.add_argument("--out", required=True, help="result TSV (resumed if it exists)")
+    p.add_argument("--stage", default=None, help="transductive modes (--sigma-mode samplewise): the per-input "
+                   "stage TSV (default <out>.stage.tsv); runs that differ only in --regions/--region-order can "
+                   "share one, so the per-input work is done once")
     p.add_argument("--no-progress", action="store_true")
     add_family_arguments(p, list(FAMILIES.values()) + [m for m in SIGMA_MODES.values() if m is not None]
                          + [c for c in CERTIFICATES.values() if c is not None])
@@ -70,6 +74,7 @@ def build_family(args, model, num_classes: int, info: dict, out_dtype):
         return FAMILIES[args.noise].from_args(argparse.Namespace(**{**vars(args), **overrides}), model,
                                               num_classes, trained, out_dtype)
 
+    make_base.trained = trained  # the checkpoint's noise metadata, for modes that default from it
     cert_name = getattr(args, "certificate", None) or "first-order"
     for name, other in CERTIFICATES.items():
         given = other.options_given(args) if other is not None and name != cert_name else []
@@ -101,6 +106,8 @@ def run(args) -> int:
         raise SystemExit("--skip must be >= 1")
     indices = list(range(0, stop, args.skip))
     family = build_family(args, model, split.num_classes, info, None if dtype == torch.float32 else dtype)
+    if args.stage is not None and not getattr(family, "TRANSDUCTIVE", False):
+        raise ValueError("--stage applies to transductive modes (--sigma-mode samplewise) only")
     config = {k: getattr(args, k) for k in ["dataset", "split", "skip", "max", "dtype"]}
     # The checkpoint's hash, so a resumed file never mixes two models' results.
     with open(args.model, "rb") as f:
@@ -108,7 +115,7 @@ def run(args) -> int:
     config["arch"] = info.get("arch")
     budget = Budget(n0=args.n0, n=args.n, alpha=args.alpha, batch_size=args.batch)
     certify_dataset(family, split.x, split.y, indices, budget=budget, out=args.out, config=config,
-                    progress=not args.no_progress, device=torch.device(args.device))
+                    progress=not args.no_progress, device=torch.device(args.device), stage=args.stage)
     summary = family.summary()
     if summary:
         print(f"smoothcert certify: {args.out}: " + ", ".join(f"{k} {v}" for k, v in summary.items()),

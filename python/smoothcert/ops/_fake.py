@@ -67,3 +67,10 @@ def _ball_margin_fake(xq, xm, radius, mem_class, query_class, p):
     B = xq.shape[0]
     return (xq.new_empty((B,), dtype=torch.float64), xq.new_empty((B,), dtype=torch.int64),
             xq.new_empty((B,), dtype=torch.float64), xq.new_empty((B,), dtype=torch.int64))
+
+
+@torch.library.register_fake("smoothcert::pair_distances")
+def _pair_distances_fake(xq, xm, reach_q, reach_m):
+    torch._check(xq.dim() == 2 and xm.dim() == 2, lambda: "pair_distances: points [B, D] and [N, D]")
+    torch._check(xq.shape[1] == xm.shape[1], lambda: "pair_distances: row and column points differ in D")
+    return xq.new_empty((xq.shape[0], xm.shape[0]), dtype=torch.float64)

@@ -277,3 +277,16 @@ def ball_margin(queries: torch.Tensor, memory: torch.Tensor, radius: torch.Tenso
     m, mi = argmin(margin)
     n, ni = argmin(d)
     return m, mi, n, ni
+
+
+def pair_distances(rows: torch.Tensor, cols: torch.Tensor, reach_rows: torch.Tensor,
+                   reach_cols: torch.Tensor) -> torch.Tensor:
+    """Twin of :func:`smoothcert.ops.pair_distances`: every pair's exact distance, then
+    +inf where it is not below the sum of the reaches. CPU ``[B, N]`` float64."""
+    B, N = rows.shape[0], cols.shape[0]
+    if B == 0 or N == 0:
+        return torch.full((B, N), float("inf"), dtype=torch.float64)
+    xq, xm = rows.reshape(B, -1).float().cpu(), cols.reshape(N, -1).float().cpu()
+    d = exact_distances(xq.repeat_interleave(N, 0), xm.repeat(B, 1)).view(B, N)
+    thr = reach_rows.cpu().double().view(B, 1) + reach_cols.cpu().double().view(1, N)
+    return torch.where(d < thr, d, torch.full_like(d, float("inf")))
