@@ -4,10 +4,10 @@
 #   env.txt          GPU, driver, torch and nvcc versions
 #   build.log        the pip build
 #   pytest.log       the CUDA tests (pytest -m needs_cuda)
-#   bench_*.json     bench/memory.py, bench/certify.py, bench/dssn.py, bench/anisotropic.py and
-#                    bench/second_order.py on cuda
+#   bench_*.json     bench/memory.py, bench/certify.py, bench/dssn.py, bench/anisotropic.py,
+#                    bench/second_order.py and bench/regions.py on cuda
 #   gpu_check.json   a summary: build ok, test counts, each step's exit code and seconds
-# Every step has its own timeout (build 300 s, tests 200 s, each bench 60 s: 13.5 minutes at worst).
+# Every step has its own timeout (build 300 s, tests 200 s, each bench 60 s: 14.5 minutes at worst).
 #   device run: bash scripts/gpu_check.sh          (OUT defaults to ./gpu_check_out here)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +41,7 @@ else
   step bench_dssn 60 "$PY" bench/dssn.py --device cuda --cases lenet,resnet20 --n 20000 --json "$OUT/bench_dssn.json"
   step bench_anisotropic 60 "$PY" bench/anisotropic.py --device cuda --json "$OUT/bench_anisotropic.json"
   step bench_second_order 60 "$PY" bench/second_order.py --device cuda --json "$OUT/bench_second_order.json"
+  step bench_regions 60 "$PY" bench/regions.py --device cuda --json "$OUT/bench_regions.json"
 fi
 
 "$PY" - "$OUT" <<'PYEOF' "$(declare -p rc)" "$(declare -p secs)" "$(( $(date +%s) - start ))"
@@ -53,7 +54,7 @@ if os.path.exists(log):
     tail = open(log).read().splitlines()[-1:] or [""]
     summary["pytest"] = {k: int(v) for v, k in re.findall(r"(\d+) (passed|failed|skipped|error|errors|deselected)", tail[0])}
     summary["pytest_summary"] = tail[0]
-for name in ("bench_memory", "bench_certify", "bench_dssn", "bench_anisotropic", "bench_second_order"):
+for name in ("bench_memory", "bench_certify", "bench_dssn", "bench_anisotropic", "bench_second_order", "bench_regions"):
     p = os.path.join(out, name + ".json")
     if os.path.exists(p):
         summary[name] = json.load(open(p))["results"]
