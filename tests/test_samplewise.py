@@ -106,6 +106,16 @@ def test_cli_greedy_end_to_end(digits_checkpoint, tmp_path):
     assert {v["certificate"] for v in views} == {"transductive-greedy", "fixed-sigma"}
     png = str(tmp_path / "p.png")
     assert cli.main(["analyze", out, "--plot", png]) == 0 and os.path.getsize(png) > 0
+    side_png = str(tmp_path / "regions.png")
+    assert cli.main(["analyze", out, out, "--labels", "a", "b", "--regions-plot", side_png]) == 0
+    assert os.path.getsize(side_png) > 0
+
+
+def test_radius_fractions_are_strict_at_zero():
+    from smoothcert.analysis.regions import radius_fractions
+
+    assert radius_fractions(np.array([0.0, 0.0, 0.5, 1.0]), np.array([0.0, 0.5, 1.0, 2.0])).tolist() == \
+        [0.5, 0.5, 0.25, 0.0]
 
 
 def test_labels_never_enter_allocation(digits_checkpoint, tmp_path, monkeypatch):

@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--ratio-baseline", metavar="TSV",
                         help="also count each file's radius / this file's first-order radius (its prefix if it has "
                         "no first-order view) in Levine et al.'s ratio bins, matched by idx")
+    parser.add_argument("--regions-plot", metavar="PATH",
+                        help="sample-wise runs (--sigma-mode samplewise): certified accuracy beside the allocated-radius "
+                        "fractions (the paper's Table 6, correctness ignored), with the unsound overlap radii")
     parser.add_argument("--ratio-plot", metavar="PATH", help="write the ratio histograms as a PNG (with --ratio-baseline)")
     return parser
 
@@ -77,6 +80,10 @@ def run(args: argparse.Namespace) -> int:
         Path(args.out_table).write_text(table, encoding="utf-8")
     if args.plot:
         plot_certified_accuracy(summaries, args.plot, title=args.title)
+    if args.regions_plot:
+        from ..analysis.regions import plot_regions
+
+        plot_regions(args.results, args.regions_plot, labels=args.labels, title=args.title)
     if args.ratio_baseline:
         rt = _ratio_section(args)
         sys.stdout.write("\n" + rt)
