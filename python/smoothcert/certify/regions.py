@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from .. import ops
+from ..ops import reference
 
 ORDERS = ("ascending", "descending", "index")
 _U64 = 2.0 ** -53
@@ -306,7 +307,7 @@ def check_regions(x: torch.Tensor, alloc: Allocation, radius: np.ndarray) -> Non
             if rk > alloc.rho[k]:
                 raise AssertionError(f"point {k}'s radius {rk!r} exceeds its region's {alloc.rho[k]!r}")
             continue
-        d = float(ops.reference.exact_distances(xf[k:k + 1], xf[g:g + 1])[0])
+        d = float(reference.exact_distances(xf[k:k + 1], xf[g:g + 1])[0])
         _, hi = distance_bounds(np.array([d]), dim)
         if not hi[0] + rk <= alloc.rho[g]:
             raise AssertionError(f"point {k}'s ball (radius {rk!r}, {d!r} from the centre) leaves region {g} "

@@ -1,5 +1,13 @@
 """``smoothcert train``: train a base classifier with a smoothing-aware method,
-checkpointing every epoch (rerunning the same command resumes)."""
+checkpointing every epoch (rerunning the same command resumes).
+
+``--method pretrain-finetune`` is seed-004's two-stage run (uniform-random sigma,
+then a per-example sigma selected on the grid; :mod:`smoothcert.train.pretrain_finetune`)::
+
+    smoothcert train --method pretrain-finetune --arch lenet --dataset mnist --data-root DIR \
+        --sigma-min 0.12 --sigma-max 1.0 --pretrain-epochs 150 --finetune-epochs 150 \
+        --schedule step --milestones 50 100 --m 4 --pgd-steps 10 --epsilon 2.0 --out ckpt.pt
+"""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +17,8 @@ import torch
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", default="gaussian", choices=["gaussian", "smoothadv", "macer", "stability"])
+    p.add_argument("--method", default="gaussian",
+                   choices=["gaussian", "smoothadv", "macer", "stability", "pretrain-finetune"])
     p.add_argument("--arch", required=True, help="architecture (lenet, resnet20, resnet110, wrn40_2, ...)")
     p.add_argument("--dataset", required=True, help="dataset name (mnist, fashion-mnist, cifar10, digits, ...)")
     p.add_argument("--data-root", default=None, help="directory holding the dataset files")
@@ -26,9 +35,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "at --sigma, updated by OptimizeSigma before each step and stored in the checkpoint")
     p.add_argument("--init", default=None, help="start from this checkpoint's weights (same arch and dataset), "
                    "e.g. to fine-tune a fixed-sigma model with DS2")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=None,
+                   help="epochs (default 30; pretrain-finetune: --pretrain-epochs and --finetune-epochs)")
     p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--lr", type=float, default=0.1, help="initial lr (pretrain-finetune: of stage 1)")
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--schedule", default="cosine", choices=["cosine", "step"])
@@ -52,6 +62,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pgd-steps", type=int, default=2, help="PGD steps T")
     g.add_argument("--epsilon", type=float, default=0.25, help="L2 attack radius")
     g.add_argument("--warmup", type=int, default=10, help="epochs of linear epsilon warm-up")
+    g.add_argument("--single-copy", action="store_true",
+                   help="train on one of the m noisy adversarial copies (Salman et al.'s default without "
+                   "multi-noise); the attack still uses all m")
     g = p.add_argument_group("macer")
     g.add_argument("--k", type=int, default=16, help="noise draws per example")
     g.add_argument("--lbd", type=float, default=12.0, help="weight of the radius hinge")
@@ -59,28 +72,93 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--beta", type=float, default=16.0, help="logit scale of the soft classifier")
     g = p.add_argument_group("stability")
     g.add_argument("--stability-weight", type=float, default=6.0, help="weight of the KL term")
+    g = p.add_argument_group("pretrain-finetune (seed-004 Alg. 1; unset options take the defaults shown in help)")
+    g.add_argument("--sigma-min", type=float, help="lower end of stage 1's uniform sigma and of the grid")
+    g.add_argument("--sigma-max", type=float, help="upper end of stage 1's uniform sigma and of the grid")
+    g.add_argument("--sigma-step", type=float, help="grid step (0.05): the grid is {t * step} in [min, max]")
+    g.add_argument("--grid-include-min", action="store_true", default=None,
+                   help="prepend --sigma-min to the grid when it is off the step")
+    g.add_argument("--pretrain-epochs", type=int, help="stage 1 epochs (30; the paper: 150)")
+    g.add_argument("--finetune-epochs", type=int, help="stage 2 epochs (30; the paper: 150)")
+    g.add_argument("--finetune-lr", type=float, help="stage 2 initial lr (--lr / 100, the paper's 0.1 -> 0.001)")
+    g.add_argument("--finetune-warmup", type=int,
+                   help="stage 2 epsilon warm-up epochs (0: stage 1 already trained at the full epsilon)")
+    g.add_argument("--select-samples", type=int, help="noise draws per (example, grid sigma) of the selection (500)")
+    g.add_argument("--select-alpha", type=float, help="level of the selection's Clopper-Pearson bound (0.001)")
+    g.add_argument("--select-batch", type=int, help="forward batch of the selection (1000)")
+    g.add_argument("--loss", choices=["smoothadv", "gaussian"], help="loss of both stages (smoothadv)")
 
 
-def _method_params(args) -> dict:
-    if args.method == "smoothadv":
-        return dict(m=args.m, steps=args.pgd_steps, epsilon=args.epsilon, warmup=args.warmup)
-    if args.method == "macer":
+PRETRAIN_FINETUNE_OPTIONS = ("sigma_min", "sigma_max", "sigma_step", "grid_include_min", "pretrain_epochs",
+                             "finetune_epochs", "finetune_lr", "finetune_warmup", "select_samples", "select_alpha",
+                             "select_batch", "loss")
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _method_params(args, method: str) -> dict:
+    if args.single_copy and method != "smoothadv":
+        raise ValueError(f"--single-copy applies to the smoothadv loss, not {method}")
+    if method == "smoothadv":
+        return dict(m=args.m, steps=args.pgd_steps, epsilon=args.epsilon, warmup=args.warmup,
+                    single_copy=args.single_copy)
+    if method == "macer":
         return dict(k=args.k, lbd=args.lbd, gamma=args.macer_gamma, beta=args.beta)
-    if args.method == "stability":
+    if method == "stability":
         return dict(weight=args.stability_weight)
     return {}
 
 
-def run(args) -> int:
-    from .. import data, models
-    from .. import train as training
+def _load_split(args):
+    from .. import data
 
-    if (args.sigma is None) == (args.sigma_table is None):
-        raise ValueError("give exactly one of --sigma and --sigma-table")
     split = data.load_dataset(args.dataset, "train", root=args.data_root)
     if args.max_train > 0:
         split = data.Split(split.x[:args.max_train], split.y[:args.max_train], split.num_classes,
                            split.name + f"[:{args.max_train}]")
+    return split
+
+
+def _initial_model(args):
+    """(model, init meta): seeded initial weights, or those of ``--init``."""
+    from .. import models
+
+    torch.manual_seed(args.seed)  # initial weights
+    model = models.build_model(args.arch, args.dataset)
+    if args.init is None:
+        return model, None
+    import hashlib
+
+    init_model, _ = models.load_checkpoint(args.init, arch=args.arch, dataset=args.dataset)
+    model.load_state_dict(init_model.state_dict())
+    with open(args.init, "rb") as f:
+        return model, {"path": args.init, "sha256": hashlib.sha256(f.read()).hexdigest()}
+
+
+def _save_checkpoint(args, path: str, model, meta: dict) -> None:
+    from .. import models
+
+    tensors = {k: v for k, v in meta.items() if isinstance(v, torch.Tensor)}
+    plain = {k: v for k, v in meta.items() if k not in tensors}
+    models.save_checkpoint(path, model, arch=args.arch, dataset=args.dataset, meta=plain, tensors=tensors)
+
+
+def run(args) -> int:
+    from .. import models
+    from .. import train as training
+
+    if args.method == "pretrain-finetune":
+        return _run_pretrain_finetune(args)
+    given = [_flag(k) for k in PRETRAIN_FINETUNE_OPTIONS if getattr(args, k, None) is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)} belong to --method pretrain-finetune, not {args.method}")
+    if args.epochs is None:
+        args.epochs = 30
+    if (args.sigma is None) == (args.sigma_table is None):
+        raise ValueError("give exactly one of --sigma and --sigma-table")
+    split = _load_split(args)
     if args.sigma_table is not None:
         sigma = torch.load(args.sigma_table, weights_only=True)
         sigma_desc = f"table:{args.sigma_table}"
@@ -92,17 +170,8 @@ def run(args) -> int:
                                seed=args.seed, noise=args.noise, q=args.q, offset_seed=args.offset_seed,
                                sigma_mode=args.sigma_mode, ddrs_steps=args.ddrs_steps, ddrs_start=args.ddrs_start,
                                ddrs_every=args.ddrs_every, ddrs_lr=args.ddrs_lr, ddrs_samples=args.ddrs_samples)
-    method = training.make_method(args.method, **_method_params(args))
-    torch.manual_seed(args.seed)  # initial weights
-    model = models.build_model(args.arch, args.dataset)
-    init_sha = None
-    if args.init is not None:
-        import hashlib
-
-        init_model, _ = models.load_checkpoint(args.init, arch=args.arch, dataset=args.dataset)
-        model.load_state_dict(init_model.state_dict())
-        with open(args.init, "rb") as f:
-            init_sha = hashlib.sha256(f.read()).hexdigest()
+    method = training.make_method(args.method, **_method_params(args, args.method))
+    model, init_meta = _initial_model(args)
     noise_meta = {"kind": args.noise}
     if args.noise == "dssn":
         from ..stats.l1 import dssn_levels
@@ -110,18 +179,13 @@ def run(args) -> int:
             raise ValueError("--noise dssn needs one scalar --sigma")
         noise_meta.update(q=args.q, offset_seed=args.offset_seed, levels=dssn_levels(args.sigma, args.q))
     meta_base = {"method": training.describe(method), "sigma": sigma_desc, "noise": noise_meta,
-                 "sigma_mode": args.sigma_mode, "init": None if args.init is None else
-                 {"path": args.init, "sha256": init_sha},
-                 "epochs": args.epochs,
+                 "sigma_mode": args.sigma_mode, "init": init_meta, "epochs": args.epochs,
                  "train_examples": len(split), "config": {k: (list(v) if isinstance(v, tuple) else v)
                                                           for k, v in vars(cfg).items()},
                  "command": args.command_line}
 
     def save(m, progress_meta):
-        tensors = {k: v for k, v in progress_meta.items() if isinstance(v, torch.Tensor)}
-        plain = {k: v for k, v in progress_meta.items() if k not in tensors}
-        models.save_checkpoint(args.out, m, arch=args.arch, dataset=args.dataset,
-                               meta={**meta_base, **plain}, tensors=tensors)
+        _save_checkpoint(args, args.out, m, {**meta_base, **progress_meta})
 
     training.train(model, split, method, sigma, config=cfg, device=args.device, out=args.out, save=save,
                    progress=not args.no_progress)
@@ -130,4 +194,54 @@ def run(args) -> int:
     print(f"smoothcert train: {args.out}: {info['meta'].get('epochs_done')} epochs, "
           f"last loss {last.get('loss', float('nan')):.4f}, noisy accuracy {last.get('noisy_accuracy', 0):.4f}",
           file=sys.stderr)
+    return 0
+
+
+def _run_pretrain_finetune(args) -> int:
+    from .. import models
+    from .. import train as training
+
+    if args.sigma is not None or args.sigma_table is not None:
+        raise ValueError("--method pretrain-finetune draws (stage 1) and selects (stage 2) every example's sigma "
+                         "itself: drop --sigma/--sigma-table and give --sigma-min and --sigma-max")
+    if args.sigma_min is None or args.sigma_max is None:
+        raise ValueError("--method pretrain-finetune needs --sigma-min and --sigma-max")
+    if args.epochs is not None:
+        raise ValueError("--method pretrain-finetune takes --pretrain-epochs and --finetune-epochs, not --epochs")
+    if args.sigma_mode != "fixed" or args.noise != "gaussian":
+        raise ValueError("--method pretrain-finetune trains with Gaussian noise and its own sigma: drop "
+                         "--sigma-mode and --noise")
+    defaults = training.PretrainFinetuneConfig(args.sigma_min, args.sigma_max)
+    pick = lambda value, default: default if value is None else value  # noqa: E731
+    plan = training.PretrainFinetuneConfig(
+        sigma_min=args.sigma_min, sigma_max=args.sigma_max, sigma_step=pick(args.sigma_step, defaults.sigma_step),
+        include_min=bool(args.grid_include_min),
+        pretrain_epochs=pick(args.pretrain_epochs, defaults.pretrain_epochs),
+        finetune_epochs=pick(args.finetune_epochs, defaults.finetune_epochs), pretrain_lr=args.lr,
+        finetune_lr=pick(args.finetune_lr, args.lr / 100), finetune_warmup=pick(args.finetune_warmup, 0),
+        select_samples=pick(args.select_samples, defaults.select_samples),
+        alpha=pick(args.select_alpha, defaults.alpha), select_batch=pick(args.select_batch, defaults.select_batch))
+    plan.check()  # before loading data: bad ranges fail fast
+    base = training.TrainConfig(batch_size=args.batch, momentum=args.momentum, weight_decay=args.weight_decay,
+                                schedule=args.schedule, milestones=tuple(args.milestones), gamma=args.lr_gamma,
+                                augment=args.augment, seed=args.seed)
+    loss_name = args.loss or "smoothadv"
+    loss = training.make_method(loss_name, **_method_params(args, loss_name))
+    split = _load_split(args)
+    model, init_meta = _initial_model(args)
+    meta_base = {"init": init_meta, "epochs": plan.pretrain_epochs + plan.finetune_epochs,
+                 "train_examples": len(split), "command": args.command_line}
+
+    def save(path, m, meta):
+        _save_checkpoint(args, path, m, {**meta_base, **meta})
+
+    res = training.train_pretrain_finetune(model, split, loss, plan, config=base, device=args.device,
+                                           out=args.out, save=save, progress=not args.no_progress)
+    info = models.checkpoint_info(args.out)["meta"]
+    last = info["history"][-1] if info.get("history") else {}
+    chosen = " ".join(f"{g:g}:{c}" for g, c in zip(res.selection.grid.tolist(), res.selection.histogram()) if c)
+    print(f"smoothcert train: {args.out}: {plan.pretrain_epochs} pretrain + {info.get('epochs_done')} finetune "
+          f"epochs, last loss {last.get('loss', float('nan')):.4f}, noisy accuracy "
+          f"{last.get('noisy_accuracy', 0):.4f}; sigma_train {chosen}; {res.selection.no_correct()} of "
+          f"{len(split)} examples correct at no grid sigma (kept {res.selection.grid[0].item():g})", file=sys.stderr)
     return 0

@@ -15,6 +15,7 @@ Reproducible and resumable by construction:
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
@@ -27,6 +28,7 @@ from ..data import Split
 from . import losses
 
 NOISES = ("gaussian", "uniform", "ssn", "dssn")
+SIGMA_MODES = ("fixed", "uniform", "ddrs")
 
 # Noise counters reserved per example per epoch (draws per step must fit).
 SAMPLES_PER_EPOCH = 4096
@@ -49,7 +51,12 @@ class TrainConfig:
             with the fixed offset vector of ``offset_seed``, the one
             certification uses); sigma is the noise's RMS for all of them.
         q, offset_seed: DSSN's grid steps and offset-vector seed.
-        sigma_mode: ``"fixed"``, or ``"ddrs"`` for data-dependent sigma (DS2,
+        sigma_mode: ``"fixed"``, ``"uniform"`` or ``"ddrs"``. ``"uniform"`` is
+            stage 1 of seed-004's pretrain-to-finetune (Alg. 1, Eq. 4): in every
+            epoch every example trains at its own sigma ~ U(sigma_min, sigma_max),
+            drawn afresh by :func:`uniform_sigma_table` (keyed by seed and epoch,
+            so a resume redraws the same table); ``train`` then takes
+            ``sigma=None``. ``"ddrs"`` is data-dependent sigma (DS2,
             Alfarra et al. Alg. 2): a per-example sigma table, initialised to the
             given sigma, is updated by :class:`smoothcert.sigma.OptimizeSigma` (model
             in eval mode, ``ddrs_steps`` steps of size ``ddrs_lr`` with
@@ -57,6 +64,12 @@ class TrainConfig:
             epochs ``e >= ddrs_start`` (0-based) with ``(e - ddrs_start) % ddrs_every
             == 0``; the step then trains at the updated sigma. The table persists
             across epochs and is stored with the checkpoint.
+        sigma_min, sigma_max: the range of ``"uniform"`` (None otherwise).
+        epoch_offset: epoch e's shuffle, augmentation, noise and uniform sigma are
+            keyed by ``epoch_offset + e``: a second stage of one run sets it to the
+            first stage's epoch count so it continues, rather than replays, the
+            first stage's draws (its lr schedule and epsilon warm-up still count
+            from 0).
     """
 
     epochs: int = 30
@@ -78,6 +91,9 @@ class TrainConfig:
     ddrs_every: int = 1
     ddrs_lr: float = 1e-4
     ddrs_samples: int = 1
+    sigma_min: Optional[float] = None
+    sigma_max: Optional[float] = None
+    epoch_offset: int = 0
 
     def check(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -90,8 +106,16 @@ class TrainConfig:
             raise ValueError(f"augment must be 'none' or 'crop-flip', got {self.augment!r}")
         if self.noise not in NOISES:
             raise ValueError(f"noise must be one of {NOISES}, got {self.noise!r}")
-        if self.sigma_mode not in ("fixed", "ddrs"):
-            raise ValueError(f"sigma_mode must be 'fixed' or 'ddrs', got {self.sigma_mode!r}")
+        if self.sigma_mode not in SIGMA_MODES:
+            raise ValueError(f"sigma_mode must be one of {SIGMA_MODES}, got {self.sigma_mode!r}")
+        if self.epoch_offset < 0:
+            raise ValueError(f"epoch_offset must be >= 0, got {self.epoch_offset}")
+        if self.sigma_mode == "uniform":
+            check_sigma_range(self.sigma_min, self.sigma_max)
+            if self.noise == "dssn":
+                raise ValueError("DSSN training takes one scalar sigma, not sigma_mode 'uniform'")
+        elif self.sigma_min is not None or self.sigma_max is not None:
+            raise ValueError(f"sigma_min and sigma_max belong to sigma_mode 'uniform', not {self.sigma_mode!r}")
         if self.sigma_mode == "ddrs":
             if self.noise not in ("gaussian", "uniform"):
                 raise ValueError(f"data-dependent sigma trains with gaussian or uniform noise (differentiable in "
@@ -112,9 +136,51 @@ class TrainConfig:
                 and (epoch - self.ddrs_start) % self.ddrs_every == 0)
 
 
+def check_sigma_range(sigma_min, sigma_max) -> None:
+    """Raises ValueError unless 0 < sigma_min <= sigma_max, both finite numbers."""
+    for name, v in (("sigma_min", sigma_min), ("sigma_max", sigma_max)):
+        if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0):
+            raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+    if sigma_min > sigma_max:
+        raise ValueError(f"sigma_min ({sigma_min}) is above sigma_max ({sigma_max})")
+
+
+# Keeps the uniform-sigma generator of (seed, epoch) apart from the shuffle
+# generator of the same (seed, epoch): equal seeds would give equal streams.
+_UNIFORM_SIGMA_TAG = 1 << 62
+
+
+def uniform_sigma_table(n: int, sigma_min: float, sigma_max: float, seed: int, epoch: int) -> Tensor:
+    """``[n]`` float32 sigma ~ U(sigma_min, sigma_max), one per example (seed-004 Eq. 4),
+    a function of (seed, epoch) alone: a resumed run redraws the same table."""
+    check_sigma_range(sigma_min, sigma_max)
+    gen = torch.Generator().manual_seed(_UNIFORM_SIGMA_TAG + seed * 1_000_003 + epoch)
+    u = torch.rand(n, generator=gen, dtype=torch.float64)
+    return (sigma_min + (sigma_max - sigma_min) * u).float()
+
+
+@dataclass
+class SingleCopySmoothAdv(losses.SmoothAdv):
+    """SmoothAdv whose training loss keeps only the first of the m noisy adversarial
+    copies, CE(f(x' + delta_0), y) (seed-004 §2 [choice]: Salman et al.'s default
+    without their multi-noise flag); the attack still averages over all m draws.
+
+    The parent's final forward runs on all B*m copies (so batch-norm statistics see
+    every copy); the m-1 unused rows cost one extra forward, small beside the PGD
+    steps. Returns logits ``[B, K]`` of the kept copies."""
+
+    def __call__(self, model, x, y, sigma, noise, *, epsilon: float = None):
+        _, logits = super().__call__(model, x, y, sigma, noise, epsilon=epsilon)
+        kept = logits.view(x.shape[0], self.m, -1)[:, 0]
+        return torch.nn.functional.cross_entropy(kept, y), kept
+
+
 def make_method(name: str, **params) -> Callable:
     """The loss object of a method name in :data:`losses.METHODS`; ``params``
-    are its fields (e.g. ``m``, ``steps``, ``epsilon`` for smoothadv)."""
+    are its fields (e.g. ``m``, ``steps``, ``epsilon`` for smoothadv, and
+    ``single_copy=True`` for :class:`SingleCopySmoothAdv`)."""
+    if name == "smoothadv" and params.pop("single_copy", False):
+        return SingleCopySmoothAdv(**params)
     table = {"gaussian": None, "smoothadv": losses.SmoothAdv, "macer": losses.Macer,
              "stability": losses.Stability}
     if name not in table:
@@ -130,9 +196,12 @@ def describe(method: Callable) -> Dict[str, Any]:
     """Plain description of a loss object: {"method": name, **parameters}."""
     if method is losses.gaussian:
         return {"method": "gaussian"}
-    name = {losses.SmoothAdv: "smoothadv", losses.Macer: "macer", losses.Stability: "stability"}.get(
-        type(method), type(method).__name__)
+    name = {losses.SmoothAdv: "smoothadv", SingleCopySmoothAdv: "smoothadv", losses.Macer: "macer",
+            losses.Stability: "stability"}.get(type(method), type(method).__name__)
     params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(method).items()}
+    if isinstance(method, SingleCopySmoothAdv):
+        # Only here: the all-copies description stays what older states recorded.
+        params["single_copy"] = True
     return {"method": name, **params}
 
 
@@ -173,10 +242,10 @@ def _state_path(out: str) -> str:
     return out + ".state"
 
 
-def train(model: torch.nn.Module, split: Split, method: Union[str, Callable], sigma: Union[float, Tensor], *,
+def train(model: torch.nn.Module, split: Split, method: Union[str, Callable], sigma: Union[float, Tensor, None], *,
           config: Optional[TrainConfig] = None, device: Union[str, torch.device] = "cpu",
           out: Optional[str] = None, save: Optional[Callable[[torch.nn.Module, Dict[str, Any]], None]] = None,
-          progress: bool = True, log: Optional[List[dict]] = None) -> torch.nn.Module:
+          progress: bool = True, log: Optional[List[dict]] = None, desc: str = "train") -> torch.nn.Module:
     """Trains ``model`` with a smoothing-aware method and returns it in eval mode.
 
     Args:
@@ -184,12 +253,14 @@ def train(model: torch.nn.Module, split: Split, method: Union[str, Callable], si
         split: training data, ``split.x`` ``[N, C, H, W]`` in memory, ``split.y`` ``[N]``.
         method: a name of :data:`losses.METHODS` (default parameters) or a loss
             object from :mod:`smoothcert.train.losses` / :func:`make_method`.
-        sigma: a number, or a per-example table ``[N]`` indexed like ``split.x``.
+        sigma: a number, or a per-example table ``[N]`` indexed like ``split.x``;
+            None with ``config.sigma_mode == "uniform"`` (which draws its own).
         config: :class:`TrainConfig`.
         out: checkpoint path; with it, ``save(model, meta)`` is called after every
             epoch (it must write ``out``) and the optimiser state goes to
             ``out + ".state"``; an existing state resumes the run.
         log: if given, one dict per epoch (epoch, loss, noisy accuracy, lr) is appended.
+        desc: the progress bar's label.
     """
     cfg = config or TrainConfig()
     cfg.check()
@@ -200,7 +271,14 @@ def train(model: torch.nn.Module, split: Split, method: Union[str, Callable], si
     N = len(split)
     if N == 0:
         raise ValueError("the training split is empty")
-    sig_all = _sigma_table(sigma, N, split.x)
+    if cfg.sigma_mode == "uniform":
+        if sigma is not None:
+            raise ValueError("sigma_mode 'uniform' draws every example's sigma itself; pass sigma=None")
+        sig_all = None  # drawn at the start of every epoch
+    elif sigma is None:
+        raise ValueError(f"sigma_mode {cfg.sigma_mode!r} needs a sigma (a number or a per-example table)")
+    else:
+        sig_all = _sigma_table(sigma, N, split.x)
     if cfg.noise != "gaussian" and not (loss_fn is losses.gaussian or isinstance(loss_fn, losses.Stability)):
         raise ValueError(f"noise {cfg.noise!r} trains with the gaussian (noise augmentation) or stability "
                          f"methods only; {describe(loss_fn)['method']} assumes Gaussian noise")
@@ -234,10 +312,13 @@ def train(model: torch.nn.Module, split: Split, method: Union[str, Callable], si
     bar = None
     if progress:
         from ..utils import progress as progress_bar
-        bar = progress_bar(total=(cfg.epochs - start) * steps_per_epoch, desc="train", unit="batch")
+        bar = progress_bar(total=(cfg.epochs - start) * steps_per_epoch, desc=desc, unit="batch")
     for epoch in range(start, cfg.epochs):
         model.train()
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+        key = cfg.epoch_offset + epoch  # keys every random draw of the epoch
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + key)
+        if cfg.sigma_mode == "uniform":
+            sig_all = uniform_sigma_table(N, cfg.sigma_min, cfg.sigma_max, cfg.seed, key).to(device)
         perm = torch.randperm(N, generator=gen)
         total, correct, loss_sum = 0, 0, 0.0
         kwargs = {}
@@ -253,13 +334,13 @@ def train(model: torch.nn.Module, split: Split, method: Union[str, Callable], si
             if cfg.updates_sigma(epoch):
                 model.eval()  # batch-norm statistics fixed: the samples stay independent
                 res = sigma_opt(model, x, sig_all[ids], ids=ids, seed=cfg.seed, stream=ops.TRAIN_SIGMA_OPT_STREAM,
-                                noise=cfg.noise, sample_start=epoch * cfg.ddrs_steps * cfg.ddrs_samples,
+                                noise=cfg.noise, sample_start=key * cfg.ddrs_steps * cfg.ddrs_samples,
                                 batch_size=max(cfg.batch_size, x.shape[0] * cfg.ddrs_samples))
                 sig_all[ids] = res.sigma.to(sig_all.device)
                 model.train()
             sig = sig_all[ids] if isinstance(sig_all, Tensor) else sig_all
 
-            noise = make_noise(cfg, ids, sig, epoch * SAMPLES_PER_EPOCH)
+            noise = make_noise(cfg, ids, sig, key * SAMPLES_PER_EPOCH)
 
             loss, logits = loss_fn(model, x, y, sig, noise, **kwargs)
             if not torch.isfinite(loss):
