@@ -308,3 +308,12 @@ def test_cli_refuses_range_options_with_other_methods(tmp_path, capsys):
     assert cli.main(["train", "--method", "pretrain-finetune", "--arch", "mlp", "--dataset", "digits",
                      "--out", str(tmp_path / "z.pt"), "--no-progress"]) == 2
     assert "needs --sigma-min and --sigma-max" in capsys.readouterr().err
+
+
+def test_grid_options_reach_the_plan():
+    assert plan().grid().tolist() == [0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5]
+    assert plan(include_min=True).grid().tolist()[:2] == [0.12, 0.15]
+    assert plan(sigma_step=0.1).grid().tolist() == [0.2, 0.3, 0.4, 0.5]
+    pre, fine = plan().stages(training.TrainConfig(batch_size=BATCH, seed=3))
+    assert (pre.sigma_mode, pre.sigma_min, pre.sigma_max, pre.epochs, pre.lr) == ("uniform", 0.12, 0.5, 2, 0.05)
+    assert (fine.sigma_mode, fine.epoch_offset, fine.epochs, fine.lr, fine.seed) == ("fixed", 2, 2, 0.0005, 3)

@@ -269,10 +269,10 @@ def select_training_sigma(model: torch.nn.Module, split: Split, grid: Tensor, *,
 
 
 def train_pretrain_finetune(model: torch.nn.Module, split: Split, loss: Union[str, Callable],
-                      plan: PretrainFinetuneConfig, *, config: Optional[TrainConfig] = None,
-                      device: Union[str, torch.device] = "cpu", out: Optional[str] = None,
-                      save: Optional[Save] = None, progress: bool = True,
-                      log: Optional[List[dict]] = None) -> PretrainFinetuneResult:
+                            plan: PretrainFinetuneConfig, *, config: Optional[TrainConfig] = None,
+                            device: Union[str, torch.device] = "cpu", out: Optional[str] = None,
+                            save: Optional[Save] = None, progress: bool = True,
+                            log: Optional[List[dict]] = None) -> PretrainFinetuneResult:
     """Algorithm 1 (module docstring); returns the fine-tuned model and its selection.
 
     Args:
