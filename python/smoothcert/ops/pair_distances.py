@@ -83,12 +83,13 @@ def pair_edges(x: torch.Tensor, reach: torch.Tensor, *, tile_rows: Optional[int]
     for a in range(0, n, step):
         b = min(n, a + step)
         # Columns from a on: the tile's own lower triangle is masked below.
-        d = pair_distances(xf[a:b], xf[a:], dev_reach[a:b], dev_reach[a:], validate=False).cpu()
-        r, c = torch.nonzero(torch.isfinite(d) & (torch.arange(d.shape[1]).view(1, -1) > torch.arange(
-            d.shape[0]).view(-1, 1)), as_tuple=True)
-        ii.append(r + a)
-        jj.append(c + a)
-        dd.append(d[r, c])
+        d = pair_distances(xf[a:b], xf[a:], dev_reach[a:b], dev_reach[a:], validate=False)
+        # Select on the tile's device: only the (few) kept pairs cross to the host.
+        upper = torch.ones(d.shape, dtype=torch.bool, device=d.device).triu_(1)
+        r, c = torch.nonzero(torch.isfinite(d) & upper, as_tuple=True)
+        ii.append(r.cpu() + a)
+        jj.append(c.cpu() + a)
+        dd.append(d[r, c].cpu())
     if not ii:
         e = torch.empty(0, dtype=torch.long)
         return e, e.clone(), torch.empty(0, dtype=torch.float64)

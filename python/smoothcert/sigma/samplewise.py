@@ -135,6 +135,7 @@ def select_sigma(base, X: torch.Tensor, ids: torch.Tensor, grid: torch.Tensor, s
         order = np.lexsort((-np.arange(T)[None, :].repeat(B, 0), score, radius), axis=1)
         choice = order[:, -1]
     rows = np.arange(B)
+    pick = torch.from_numpy(choice).long()
     return GridSelection(grid=grid, radius=torch.from_numpy(radius), score=torch.from_numpy(score), top=top,
-                         choice=torch.from_numpy(choice).long(), sigma=grid[torch.from_numpy(choice).long()],
+                         choice=pick, sigma=grid[pick],
                          best=torch.from_numpy(radius[rows, choice].copy()), samples=int(samples))
