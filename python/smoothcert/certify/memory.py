@@ -40,10 +40,13 @@ import numpy as np
 import torch
 
 from .. import ops
+from ..utils.safe_load import bad_file, describe, is_int, load_weights_only, require_keys, require_tensor
 
 MEMORY_FORMAT = "smoothcert-memory-v1"
 CASES = ("none", "A", "B", "duplicate", "abstain")
 _U64 = 2.0 ** -53
+_WHAT = "a smoothcert memory file"
+_KEYS = ("format", "shape", "norm", "tol", "case_a", "x", "classes", "radii", "ids", "counts")
 
 
 @dataclass
@@ -236,29 +239,90 @@ class Memory:
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: str, device: Optional[torch.device] = None) -> "Memory":
-        """Reads a memory written by :meth:`save`."""
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"memory file not found: {path}")
-        st = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(st, dict) or st.get("format") != MEMORY_FORMAT:
-            raise ValueError(f"{path} is not a smoothcert memory file (format {MEMORY_FORMAT})")
-        mem = cls(st["shape"], norm=st["norm"], tol=st["tol"], case_a=st["case_a"], device=device)
-        N = st["x"].shape[0]
-        mem._x = st["x"].reshape(N, mem.dim).to(device=mem.device, dtype=torch.float32).clone()
-        mem._cls, mem._radius, mem._ids = (st[k].clone() for k in ("classes", "radii", "ids"))
-        mem.size = N
-        mem.counts.update(st["counts"])
+    def load(cls, path: str, device: Optional[torch.device] = None, *, num_classes: Optional[int] = None,
+             shape: Optional[Sequence[int]] = None) -> "Memory":
+        """Reads a memory written by :meth:`save` and proves it well-formed before use.
+
+        A memory is a claim that later inputs inside its balls belong to their
+        classes, so a corrupted or tampered file must never be used: the load
+        checks the keys, that ``x`` is float32 ``[M, *S]``, ``radii`` float64 ``[M]``,
+        ``classes`` and ``ids`` int64 ``[M]``, all finite, radii >= 0, classes in
+        ``0..num_classes-1``, ``S`` equal to ``shape`` (when given) and the
+        disjointness invariant with the exact kernel (:meth:`check_invariant`,
+        O(M^2 D), one kernel call).
+
+        Args:
+            path: the memory file.
+            device: where the stored points go (default CPU).
+            num_classes: K of the model the memory will serve (None: classes only >= 0).
+            shape: the element shape ``S`` the caller's inputs have (None: any).
+
+        Raises:
+            ValueError: ``"<path>: not a smoothcert memory file: <reason>"``.
+        """
+        st = load_weights_only(path, _WHAT)
+        mem = _from_state(cls, path, st, device, num_classes, shape)
+        try:
+            mem.check_invariant()
+        except AssertionError as e:
+            raise bad_file(path, _WHAT, f"its balls break the memory's invariant ({e})") from None
         return mem
 
     def check_invariant(self) -> None:
-        """Raises AssertionError unless every two stored balls of different classes are disjoint
-        (exact fp64 distances; O(N^2 d), for tests and audits)."""
-        x = self._x[: self.size].cpu()
-        for i in range(self.size):
-            m, mi, _, _ = ops.ball_margin(x[i:i + 1], x[:i], self.radii[:i], self.classes[:i],
-                                          self.classes[i:i + 1], p=self.p)
-            if int(mi[0]) >= 0 and float(m[0]) < float(self.radii[i]):
-                raise AssertionError(f"stored balls {int(mi[0])} and {i} of classes {int(self.classes[mi[0]])} "
-                                     f"and {int(self.classes[i])} overlap: distance - R_j = {float(m[0])!r} < "
-                                     f"R_i = {float(self.radii[i])!r}")
+        """Raises AssertionError unless every two stored balls of different classes are disjoint,
+        ``D(x_i, x_j) >= R_i + R_j`` in exact fp64 distances (one :func:`smoothcert.ops.ball_margin`
+        call of every stored point against all others: O(N^2 d) work, no O(N^2) memory)."""
+        if self.size < 2:
+            return
+        x, r, c = self._x[: self.size], self.radii, self.classes
+        m, mi, _, _ = (t.cpu() for t in ops.ball_margin(x, x, r, c, c, p=self.p))
+        bad = (mi >= 0) & (m < r)
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0, 0])
+            j = int(mi[i])
+            raise AssertionError(f"stored balls {j} and {i} of classes {int(c[j])} and {int(c[i])} "
+                                 f"overlap: distance - R_j = {float(m[i])!r} < R_i = {float(r[i])!r}")
+
+
+def _from_state(cls, path: str, st, device, num_classes: Optional[int], shape: Optional[Sequence[int]]) -> Memory:
+    """The :class:`Memory` of a loaded state dict, or ValueError naming what is wrong
+    (everything but the invariant, which needs the kernel)."""
+    if not (isinstance(st, dict) and st.get("format") == MEMORY_FORMAT):
+        found = f"format {st.get('format')!r}" if isinstance(st, dict) and "format" in st else describe(st)
+        raise bad_file(path, _WHAT, f"expected format {MEMORY_FORMAT!r}, found {found}")
+    require_keys(path, _WHAT, st, _KEYS)
+    S = st["shape"]
+    if not (isinstance(S, (list, tuple)) and all(is_int(s) and s >= 1 for s in S)):
+        raise bad_file(path, _WHAT, f"'shape' must be a list of positive ints, found {S!r}")
+    if shape is not None and tuple(S) != tuple(int(s) for s in shape):
+        raise bad_file(path, _WHAT, f"it holds inputs of shape {list(S)}, expected {list(shape)}")
+    if st["norm"] not in ("l1", "l2") or st["case_a"] not in ("min", "listing"):
+        raise bad_file(path, _WHAT, f"unknown norm {st['norm']!r} or case_a {st['case_a']!r}")
+    tol = st["tol"]
+    if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and math.isfinite(tol) and tol > 0):
+        raise bad_file(path, _WHAT, f"'tol' must be a finite number > 0, found {tol!r}")
+    x = require_tensor(path, _WHAT, st["x"], "x", dtype=torch.float32, shape=[None, *S], finite=True)
+    M = x.shape[0]
+    radii = require_tensor(path, _WHAT, st["radii"], "radii", dtype=torch.float64, shape=[M], finite=True)
+    classes = require_tensor(path, _WHAT, st["classes"], "classes", dtype=torch.int64, shape=[M])
+    ids = require_tensor(path, _WHAT, st["ids"], "ids", dtype=torch.int64, shape=[M])
+    if M and bool((radii < 0).any()):
+        raise bad_file(path, _WHAT, f"'radii' holds negative values (first at row {int((radii < 0).nonzero()[0, 0])})")
+    if num_classes is not None:
+        if not (is_int(num_classes) and num_classes >= 1):
+            raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
+    bad = (classes < 0) | (classes >= num_classes) if num_classes is not None else classes < 0
+    if M and bool(bad.any()):
+        k = int(bad.nonzero()[0, 0])
+        span = f"0..{num_classes - 1}" if num_classes is not None else ">= 0"
+        raise bad_file(path, _WHAT, f"'classes' must lie in {span} (the model's classes), row {k} holds "
+                                    f"{int(classes[k])}")
+    counts = st["counts"]
+    if not (isinstance(counts, dict) and all(k in CASES and is_int(v) and v >= 0 for k, v in counts.items())):
+        raise bad_file(path, _WHAT, f"'counts' must map cases {list(CASES)} to counts >= 0, found {counts!r}")
+    mem = cls(S, norm=st["norm"], tol=float(tol), case_a=st["case_a"], device=device)
+    mem._x = x.reshape(M, mem.dim).to(device=mem.device, dtype=torch.float32).clone()
+    mem._cls, mem._radius, mem._ids = classes.clone(), radii.clone(), ids.clone()
+    mem.size = M
+    mem.counts.update(counts)
+    return mem

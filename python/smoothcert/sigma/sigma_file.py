@@ -15,6 +15,9 @@ from typing import Any, Dict, Tuple
 
 import torch
 
+from ..utils.safe_load import bad_file, describe, load_weights_only, require_keys
+
+_WHAT = "a smoothcert sigma file"
 FORMAT = "smoothcert-sigma"
 VERSION = 1
 
@@ -22,8 +25,9 @@ VERSION = 1
 def check_sigma_tensor(sigma: torch.Tensor, what: str = "sigma") -> torch.Tensor:
     """``sigma`` as float32, or ValueError unless it is a floating tensor of at least one
     dimension whose values are all finite and > 0."""
-    if not isinstance(sigma, torch.Tensor):
-        raise ValueError(f"{what} must be a tensor of the shape of one input, got {type(sigma).__name__}")
+    if not isinstance(sigma, torch.Tensor) or sigma.layout != torch.strided:
+        got = f"a {sigma.layout} tensor" if isinstance(sigma, torch.Tensor) else type(sigma).__name__
+        raise ValueError(f"{what} must be a dense tensor of the shape of one input, got {got}")
     if not sigma.is_floating_point():
         raise ValueError(f"{what} must be floating point, got {sigma.dtype}")
     if sigma.dim() < 1 or sigma.numel() == 0:
@@ -46,15 +50,29 @@ def save_sigma(path: str, sigma: torch.Tensor, meta: Dict[str, Any]) -> None:
 
 
 def load_sigma(path: str) -> Tuple[torch.Tensor, Dict[str, Any]]:
-    """``(sigma float32 [*S], meta)`` from a sigma file (or a bare tensor file)."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"sigma file {path} does not exist")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    """``(sigma float32 [*S], meta)`` from a sigma file (or a bare tensor file).
+
+    Raises:
+        ValueError: ``"<path>: not a smoothcert sigma file: <reason>"`` (missing keys,
+            a truncated or foreign file, a sigma that is not finite and > 0, ...).
+    """
+    obj = load_weights_only(path, _WHAT)
     if isinstance(obj, torch.Tensor):
-        return check_sigma_tensor(obj, f"sigma in {path}"), {}
+        return _checked(path, obj), {}
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a smoothcert sigma file (expected a tensor or a dict with "
-                         f"format={FORMAT!r})")
+        found = f"format {obj.get('format')!r}" if isinstance(obj, dict) and "format" in obj else describe(obj)
+        raise bad_file(path, _WHAT, f"expected a tensor or a dict with format {FORMAT!r}, found {found}")
     if obj.get("version") != VERSION:
-        raise ValueError(f"{path}: sigma file version {obj.get('version')} is not supported (want {VERSION})")
-    return check_sigma_tensor(obj["sigma"], f"sigma in {path}"), dict(obj.get("meta") or {})
+        raise bad_file(path, _WHAT, f"version {obj.get('version')!r} is not supported (want {VERSION})")
+    require_keys(path, _WHAT, obj, ("sigma",))
+    meta = obj.get("meta")
+    if meta is not None and not (isinstance(meta, dict) and isinstance(meta.get("fit", {}), (dict, type(None)))):
+        raise bad_file(path, _WHAT, f"'meta' must be a dict (with 'fit' a dict), found {describe(meta)}")
+    return _checked(path, obj["sigma"]), dict(meta or {})
+
+
+def _checked(path: str, sigma: Any) -> torch.Tensor:
+    try:
+        return check_sigma_tensor(sigma, "sigma")
+    except ValueError as e:
+        raise bad_file(path, _WHAT, str(e)) from None

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..utils import progress as progress_bar
+from ..utils.safe_load import bad_file, describe, is_int, load_weights_only, require_keys, require_tensor
 from .fit import FitConfig, SigmaParameter, fit_sub_epoch, frozen
 from .sigma_file import save_sigma
 
@@ -73,7 +74,7 @@ def fit_sigma_sweep(model: torch.nn.Module, train_x: torch.Tensor, train_y: torc
     settings = {"c0s": [float(c) for c in c0s], "base": {k: v for k, v in base.to_dict().items() if k != "c0"},
                 "fit": fit_info, "eval_budget": list(eval_budget), "stop_accuracy": stop_accuracy, "scale": scale}
     os.makedirs(out_dir, exist_ok=True)
-    state = _load_state(out_dir, settings)
+    state = _load_state(out_dir, settings, shape)
     Xf, yf = train_x[:fit_count], train_y[:fit_count]
     Xv = train_x[N - val_count:].to(device).float()
     yv = train_y[N - val_count:]
@@ -144,15 +145,53 @@ def fit_sigma_sweep(model: torch.nn.Module, train_x: torch.Tensor, train_y: torc
     return state["record"]
 
 
-def _load_state(out_dir: str, settings: Dict[str, Any]) -> Dict[str, Any]:
+def _load_state(out_dir: str, settings: Dict[str, Any], shape: Optional[Sequence[int]] = None) -> Dict[str, Any]:
+    """The resume state in ``out_dir`` (a fresh one if there is none); ``shape`` is ``S``, the
+    shape of sigma. A state file that is not exactly what :func:`_save_state` writes is refused
+    with one line that names it and says to delete it."""
     path = os.path.join(out_dir, STATE)
     fresh = {"c0_index": 0, "sub_epoch": 0, "param": None, "adam": None, "record": [], "done_inputs": 0}
     if not os.path.exists(path):
         return fresh
-    st = torch.load(path, map_location="cpu", weights_only=True)
-    if json.dumps(st["settings"], sort_keys=True) != json.dumps(settings, sort_keys=True):
+    what = "a smoothcert fit-sigma state (delete it to restart the fit)"
+    st = load_weights_only(path, what)
+    require_keys(path, what, st, ("settings", *fresh))
+    if not isinstance(st["settings"], dict):
+        raise bad_file(path, what, f"'settings' must be a dict, found {describe(st['settings'])}")
+    if json.dumps(st["settings"], sort_keys=True, default=str) != json.dumps(settings, sort_keys=True, default=str):
         raise ValueError(f"{out_dir} holds a fit-sigma run with other settings; remove it or choose another --out")
+    c0s = settings.get("c0s", [])
+    for key, top in (("c0_index", len(c0s)), ("sub_epoch", settings.get("base", {}).get("sub_epochs")),
+                     ("done_inputs", None)):
+        v = st[key]
+        if not (is_int(v) and v >= 0 and (top is None or v <= top)):
+            raise bad_file(path, what, f"{key!r} must be an int in [0, {'inf' if top is None else top}], found {v!r}")
+    if not (isinstance(st["record"], list) and all(isinstance(r, dict) and "c0" in r and "sub_epoch" in r
+                                                   for r in st["record"])):
+        raise bad_file(path, what, "'record' must be a list of per-sub-epoch dicts")
+    if (st["param"] is None) != (st["adam"] is None):
+        raise bad_file(path, what, "'param' and 'adam' must both be set or both be None")
+    if st["param"] is not None:
+        p = require_tensor(path, what, st["param"], "param", dtype=torch.float32, finite=True,
+                           shape=None if shape is None else list(shape))
+        _check_adam(path, what, st["adam"], p.shape)
     return {k: st[k] for k in fresh}
+
+
+def _check_adam(path: str, what: str, adam: Any, shape) -> None:
+    """ValueError unless ``adam`` is the state dict of an Adam over one parameter of ``shape``."""
+    ok = isinstance(adam, dict) and isinstance(adam.get("state"), dict) and isinstance(adam.get("param_groups"), list)
+    groups = adam["param_groups"] if ok else []
+    if not (ok and len(groups) == 1 and isinstance(groups[0], dict) and groups[0].get("params") == [0]
+            and set(adam["state"]) <= {0} and isinstance(adam["state"].get(0, {}), dict)):
+        raise bad_file(path, what, "'adam' is not the state of an Adam optimiser over sigma")
+    for name, v in adam["state"].get(0, {}).items():
+        if name in ("exp_avg", "exp_avg_sq"):
+            require_tensor(path, what, v, f"adam {name}", dtype=torch.float32, shape=list(shape), finite=True)
+        elif name == "step":
+            require_tensor(path, what, v, "adam step", finite=True)
+            if v.numel() != 1:
+                raise bad_file(path, what, "'adam step' must be one number")
 
 
 def _save_state(out_dir, settings, state, c0_index, sub_epoch, param, opt) -> None:

@@ -39,6 +39,7 @@ from torch import Tensor
 from .. import ops
 from ..data import Split
 from ..sigma.samplewise import GRID_STEP, check_grid_values, select_sigma, sigma_grid
+from ..utils import safe_load
 from . import losses
 from .loop import TrainConfig, check_sigma_range, describe, make_method, train
 
@@ -191,15 +192,32 @@ def _differences(saved: Dict[str, Any], now: Dict[str, Any], prefix: str = "") -
 
 
 def _load_selection(path: str, expect: Dict[str, Any], n: int, sha: Optional[str]) -> Dict[str, Any]:
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    """A selection (or partial one) written by ``record``, refused with one line naming the
+    file unless it has exactly that structure and ``n`` examples."""
+    what = "a smoothcert training-set sigma selection (delete it to recompute it)"
+    obj = safe_load.load_weights_only(path, what)
     if not (isinstance(obj, dict) and obj.get("format") == SELECTION_FORMAT):
-        raise ValueError(f"{path}: not a smoothcert training-set sigma selection")
+        have = repr(obj.get("format")) if isinstance(obj, dict) else safe_load.describe(obj)
+        raise safe_load.bad_file(path, what, f"expected format {SELECTION_FORMAT!r}, found {have}")
+    safe_load.require_keys(path, what, obj, ("config", "pretrain_sha256", "done", "grid", "choice", "sigma", "best"))
+    if not isinstance(obj["config"], dict):
+        raise safe_load.bad_file(path, what, f"'config' must be a dict, found {safe_load.describe(obj['config'])}")
     differ = _differences(obj["config"], expect)
     if sha is not None and obj.get("pretrain_sha256") != sha:
         differ.append("the stage-1 weights")
-    if differ or obj["choice"].shape != (n,):
+    choice = safe_load.require_tensor(path, what, obj["choice"], "choice", dtype=torch.int64, shape=[None])
+    if differ or choice.shape != (n,):
         raise ValueError(f"{path}: made with different settings ({', '.join(differ) or 'examples'}); "
                          "use another --out or remove the old files")
+    grid = safe_load.require_tensor(path, what, obj["grid"], "grid", dtype=torch.float64, shape=[None], finite=True)
+    sigma = safe_load.require_tensor(path, what, obj["sigma"], "sigma", dtype=torch.float32, shape=[n], finite=True)
+    safe_load.require_tensor(path, what, obj["best"], "best", dtype=torch.float64, shape=[n])
+    if not (safe_load.is_int(obj["done"]) and 0 <= obj["done"] <= n):
+        raise safe_load.bad_file(path, what, f"'done' must be an int in [0, {n}], found {obj['done']!r}")
+    if grid.numel() == 0 or not bool((grid > 0).all()):
+        raise safe_load.bad_file(path, what, "'grid' must hold sigmas > 0")
+    if n and (bool(((choice < 0) | (choice >= grid.numel())).any()) or not torch.equal(sigma, grid[choice].float())):
+        raise safe_load.bad_file(path, what, "'choice' and 'sigma' do not index its grid")
     return obj
 
 
