@@ -24,7 +24,7 @@ def _load_imagenet(split: str, root: Optional[str]) -> Split:
     here, other = (("train", "val") if split == "train" else ("val", "train"))
     folder = os.path.join(root, here)
     (c, h, w), k = _INFO["imagenet"]
-    paths, y, _ = _img.scan_image_folder("imagenet", folder, k)
+    paths, y, names = _img.scan_image_folder("imagenet", folder, k)
     if os.path.isdir(os.path.join(root, other)):
         _img.check_same_classes("imagenet", os.path.join(root, "train"), os.path.join(root, "val"))
-    return Split(LazyImages(paths, (c, h, w)), y, k, f"imagenet/{split}")
+    return Split(LazyImages(paths, (c, h, w), root=folder), y, k, f"imagenet/{split}", classes=names)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Callable, List, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -73,15 +73,26 @@ class LazyImages:
         item_shape: (C, H, W) that ``load`` produces.
         load: ``path -> [C, H, W]`` float32 tensor; defaults to the ImageNet
             test transform (resize 256, center-crop 224).
+        root: the folder the paths are relative to in :meth:`Split.fingerprint`
+            (so a moved copy of the same files has the same fingerprint); None:
+            the paths' common parent.
     """
 
     dtype = torch.float32
 
     def __init__(self, paths: Sequence[str], item_shape: Tuple[int, int, int],
-                 load: Callable[[str], Tensor] = imagenet_transform):
+                 load: Callable[[str], Tensor] = imagenet_transform, root: Optional[str] = None):
         self.paths: List[str] = list(paths)
         self.item_shape = tuple(int(s) for s in item_shape)
         self.load = load
+        self.root = root
+
+    def relative_path(self, i: int) -> str:
+        """Path of image ``i`` relative to ``root``, with ``/`` separators."""
+        if self.root is None:  # computed once: commonpath is O(N)
+            self.root = (os.path.commonpath(self.paths) if len(self.paths) > 1
+                         else os.path.dirname(self.paths[0]))
+        return os.path.relpath(self.paths[i], self.root).replace(os.sep, "/")
 
     @property
     def shape(self) -> torch.Size:
