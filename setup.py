@@ -16,6 +16,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DEBUG = os.getenv("DEBUG", "0") == "1"
 FORCE_CPU = os.getenv("SMOOTHCERT_FORCE_CPU", "0") == "1"
 FORCE_CUDA = os.getenv("FORCE_CUDA", "0") == "1"
+# The supported torch range lives in _version.py; read it without importing the
+# package, whose extension is what this file builds.
+VERSION = {}
+with open(os.path.join(HERE, "python", "smoothcert", "_version.py")) as f:
+    exec(f.read(), VERSION)
+try:
+    _torch_warning = VERSION["check_torch"](torch.__version__)
+except ValueError as e:
+    raise SystemExit(f"smoothcert build: {e}") from None
+if _torch_warning:
+    print(f"smoothcert build: warning: {_torch_warning}")
 WITH_CUDA = (not FORCE_CPU and torch.version.cuda is not None and CUDA_HOME is not None
              and (torch.cuda.is_available() or FORCE_CUDA))
 LIMITED_API = torch.__version__ >= (2, 6, 0)  # TorchVersion compares numerically
@@ -45,7 +56,10 @@ def extension():
     macros += [("SMOOTHCERT_WITH_CUDA", None), ("SMOOTHCERT_CUDA_VERSION", str(1000 * major + 10 * minor))]
     # No FMA contraction: the noise math must round exactly like the CPU build.
     nvcc = (["-O0", "-g", "-lineinfo"] if DEBUG else ["-O3"]) + ["--fmad=false"]
-    nvcc += os.getenv("NVCC_FLAGS", "").split()
+    import sys  # the guard lives beside setup.py so tests can import it without building
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from tools.nvcc_flags import checked_nvcc_flags
+    nvcc += checked_nvcc_flags(os.getenv("NVCC_FLAGS", ""))
     return CUDAExtension("smoothcert._C", sources, extra_compile_args={"cxx": cxx, "nvcc": nvcc},
                          extra_link_args=link, define_macros=macros, py_limited_api=LIMITED_API)
 
@@ -55,7 +69,7 @@ print(f"smoothcert build: torch {torch.__version__}, torch CUDA {torch.version.c
 
 setup(
     name="smoothcert",
-    version="0.1.0",
+    version=VERSION["__version__"],
     description="Fast, sound randomized-smoothing certification for PyTorch classifiers",
     package_dir={"": "python"},
     packages=find_packages("python"),
@@ -63,7 +77,7 @@ setup(
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
     options={"bdist_wheel": {"py_limited_api": "cp39"}} if LIMITED_API else {},
     python_requires=">=3.10",
-    install_requires=["torch>=2.6", "numpy", "scipy>=1.11", "tqdm", "matplotlib", "scikit-learn"],
+    install_requires=[f"torch>={VERSION['TORCH_MIN']}", "numpy", "scipy>=1.11", "tqdm", "matplotlib", "scikit-learn"],
     extras_require={"test": ["pytest"]},
     entry_points={"console_scripts": ["smoothcert = smoothcert.cli:main"]},
 )

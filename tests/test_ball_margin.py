@@ -153,6 +153,71 @@ def test_cpu_and_cuda_give_the_same_bits():
             assert equal(ops.ball_margin(*args, p=p), ops.ball_margin(*(t.cuda() for t in args), p=p))
 
 
+@pytest.mark.needs_cuda
+def test_more_query_tiles_than_a_grid_dimension_holds():
+    # 4.3M queries are 67188 tiles of 64, past gridDim.y's 65535: every query, the
+    # last ones included, must still be screened (nearest is finite for N > 0).
+    args = case(4_300_000, 3, 2, seed=11)
+    assert equal(ops.ball_margin(*args), ops.ball_margin(*(t.cuda() for t in args)))
+
+
+NEG_NAN, INF = math.copysign(math.nan, -1.0), math.inf
+
+
+def skip_non_finite_minima(xq, xm, radius, mem_class, query_class, p):
+    """The kernels' rule for non-finite values, in plain floats: a NaN never wins, nor does +inf
+    (an empty set gives (+inf, -1)), -inf can; ties go to the lowest index."""
+    out = ([], [], [], [])
+    for b in range(xq.shape[0]):
+        t = xq[b].double() - xm.double()
+        d = (t * t).sum(1).sqrt() if p == 2 else t.abs().sum(1)  # exact: small integer coordinates
+        best = {"margin": (INF, -1), "nearest": (INF, -1)}
+        for i in range(xm.shape[0]):
+            di, ri = float(d[i]), float(radius[i])
+            if di < best["nearest"][0]:
+                best["nearest"] = (di, i)
+            if int(mem_class[i]) != int(query_class[b]) and di - ri < best["margin"][0]:
+                best["margin"] = (di - ri, i)
+        for k, v in enumerate(best["margin"] + best["nearest"]):
+            out[k].append(v)
+    return (torch.tensor(out[0], dtype=torch.float64), torch.tensor(out[1]),
+            torch.tensor(out[2], dtype=torch.float64), torch.tensor(out[3]))
+
+
+NON_FINITE = {  # (tensor, index, value) entries to overwrite
+    "radius -nan": [("radius", 0, NEG_NAN)],
+    "radius +nan": [("radius", 1, math.nan)],
+    "radius every nan": [("radius", i, NEG_NAN if i % 2 else math.nan) for i in range(4)],
+    "radius +inf": [("radius", 3, INF)],
+    "radius every -inf": [("radius", i, -INF) for i in range(4)],
+    "memory -nan": [("xm", (1, 0), NEG_NAN)],
+    "memory +nan": [("xm", (2, 1), math.nan)],
+    "memory +inf": [("xm", (0, 0), INF)],
+    "query -nan": [("xq", (0, 1), NEG_NAN)],
+    "query +nan": [("xq", (1, 1), math.nan)],
+    "query -inf": [("xq", (1, 0), -INF)],
+}
+
+
+@pytest.mark.parametrize("device", cpu_and_cuda())
+@pytest.mark.parametrize("p", [1, 2])
+@pytest.mark.parametrize("poison", list(NON_FINITE), ids=str)
+def test_non_finite_values_without_validation(poison, p, device):
+    # A NaN with its sign bit set sorts below every number as an unsigned key: the
+    # CUDA minima must skip it (and +inf) exactly where the CPU kernel does.
+    t = {"xq": torch.tensor([[0.0, 0.0], [3.0, 0.0]]),
+         "xm": torch.tensor([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [4.0, 0.0]]),
+         "radius": torch.tensor([0.5, 0.25, 1.0, 2.0], dtype=torch.float64)}
+    for name, idx, value in NON_FINITE[poison]:
+        t[name][idx] = value
+        assert math.copysign(1.0, float(t[name][idx])) == math.copysign(1.0, value)  # the sign bit survived
+    args = (t["xq"], t["xm"], t["radius"], torch.tensor([1, 1, 0, 1]), torch.tensor([0, -1]))
+    got = ops.ball_margin(*(a.to(device) for a in args), p=p, validate=False)
+    assert equal(got, skip_non_finite_minima(*args, p))
+    if "nan" not in poison:  # the twin's min() propagates NaN, so it is the oracle only without one
+        assert equal(got, reference.ball_margin(*args, p=p))
+
+
 @pytest.mark.parametrize("device", cpu_and_cuda())
 @pytest.mark.parametrize("p", [1, 2])
 def test_opcheck(device, p):

@@ -73,6 +73,7 @@ def test_cuda_version_matches_registered_kernels():
         assert v >= 11000 and torch.version.cuda is not None
 
 
+@pytest.mark.needs_cuda  # so scripts/gpu_check.py (pytest -m needs_cuda) runs it
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible")
 def test_gpu_machine_builds_cuda_kernels():
     """Fails loudly (rather than skipping every CUDA test) if a GPU machine built CPU-only."""

@@ -36,6 +36,11 @@ __device__ __forceinline__ double value_of(unsigned long long k) {
   return __longlong_as_double(static_cast<long long>(u));
 }
 
+// NaN and +inf never beat the CPU kernel's empty minimum (+inf, -1) in
+// ball_better, so they never enter a minimum here: a NaN key would win
+// atomicMin (sign bit set) or equal kNone.
+__device__ __forceinline__ bool offered(double v) { return v < INFINITY; }
+
 __global__ void fill_kernel(unsigned long long* keys, int64_t words) {
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < words;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
@@ -60,6 +65,12 @@ __global__ void norms_kernel(const float* __restrict__ x, int64_t rows, int64_t 
 
 enum class Mode { kScreen, kCollect };
 
+// Grid-stride over the tiles (query tile t / tiles_n, memory tile t % tiles_n),
+// so no grid dimension limits B or N (gridDim.y <= 65535 would cap B near
+// 4.2M). The trip count depends on blockIdx.x only, so every thread of a block
+// runs the same tiles and reaches the same __syncthreads(). One flat index
+// rather than a stride in y with m0 fixed: nvcc then keeps the memory-side
+// addresses live across tiles, 98 registers instead of 80 (2 blocks per SM, not 3).
 template <Mode M>
 __global__ void __launch_bounds__(256) tile_kernel(const BallParams p, const double* __restrict__ qn,
                                                    const double* __restrict__ mn, unsigned long long* u_near,
@@ -68,68 +79,73 @@ __global__ void __launch_bounds__(256) tile_kernel(const BallParams p, const dou
   __shared__ float qs[kSlice][kTile + 1];
   __shared__ float ms[kSlice][kTile + 1];
   const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * 16 + tx;
-  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * kTile, q0 = static_cast<int64_t>(blockIdx.y) * kTile;
-  float acc[kSub][kSub];
-  for (int a = 0; a < kSub; ++a)
-    for (int c = 0; c < kSub; ++c) acc[a][c] = 0.0f;
-  for (int64_t k0 = 0; k0 < p.D; k0 += kSlice) {
-    for (int l = 0; l < (kTile * kSlice) / 256; ++l) {
-      const int idx = tid + l * 256, row = idx / kSlice, col = idx % kSlice;
-      const int64_t k = k0 + col;
-      const int64_t qb = q0 + row, mi = m0 + row;
-      qs[col][row] = (qb < p.B && k < p.D) ? p.xq[qb * p.D + k] : 0.0f;
-      ms[col][row] = (mi < p.N && k < p.D) ? p.xm[mi * p.D + k] : 0.0f;
-    }
-    __syncthreads();
-    for (int kk = 0; kk < kSlice; ++kk) {
-      float a[kSub], c[kSub];
-      for (int s = 0; s < kSub; ++s) {
-        a[s] = qs[kk][ty * kSub + s];
-        c[s] = ms[kk][tx * kSub + s];
+  const int64_t tiles_n = (p.N + kTile - 1) / kTile, tiles = ((p.B + kTile - 1) / kTile) * tiles_n;
+  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    const int64_t q0 = (tile / tiles_n) * kTile, m0 = (tile % tiles_n) * kTile;
+    float acc[kSub][kSub];
+    for (int a = 0; a < kSub; ++a)
+      for (int c = 0; c < kSub; ++c) acc[a][c] = 0.0f;
+    for (int64_t k0 = 0; k0 < p.D; k0 += kSlice) {
+      for (int l = 0; l < (kTile * kSlice) / 256; ++l) {
+        const int idx = tid + l * 256, row = idx / kSlice, col = idx % kSlice;
+        const int64_t k = k0 + col;
+        const int64_t qb = q0 + row, mi = m0 + row;
+        qs[col][row] = (qb < p.B && k < p.D) ? p.xq[qb * p.D + k] : 0.0f;
+        ms[col][row] = (mi < p.N && k < p.D) ? p.xm[mi * p.D + k] : 0.0f;
       }
-      for (int s = 0; s < kSub; ++s)
-        for (int t = 0; t < kSub; ++t) acc[s][t] = __fmaf_rn(a[s], c[t], acc[s][t]);
+      __syncthreads();
+      for (int kk = 0; kk < kSlice; ++kk) {
+        float a[kSub], c[kSub];
+        for (int s = 0; s < kSub; ++s) {
+          a[s] = qs[kk][ty * kSub + s];
+          c[s] = ms[kk][tx * kSub + s];
+        }
+        for (int s = 0; s < kSub; ++s)
+          for (int t = 0; t < kSub; ++t) acc[s][t] = __fmaf_rn(a[s], c[t], acc[s][t]);
+      }
+      __syncthreads();  // the next slice (or tile) overwrites qs / ms
     }
-    __syncthreads();
-  }
-  for (int s = 0; s < kSub; ++s) {
-    const int64_t b = q0 + ty * kSub + s;
-    if (b >= p.B) continue;
-    const int64_t cb = p.query_class[b];
-    double un = 0.0, um = 0.0;
-    unsigned long long kn = kNone, km = kNone;
-    if (M == Mode::kCollect) {
-      un = value_of(u_near[b]);
-      um = u_margin[b] == kNone ? -INFINITY : value_of(u_margin[b]);
-    }
-    for (int t = 0; t < kSub; ++t) {
-      const int64_t i = m0 + tx * kSub + t;
-      if (i >= p.N) continue;
-      double lo, hi;
-      ball_screen_bounds(acc[s][t], qn[b], mn[i], p.D, &lo, &hi);
-      const bool eligible = p.mem_class[i] != cb;
-      const double r = p.radius[i];
-      if (M == Mode::kScreen) {
-        kn = min(kn, key_of(hi));
-        if (eligible) km = min(km, key_of(hi - r));
-      } else {
-        const int flags = (lo <= un ? 1 : 0) | (eligible && lo - r <= um ? 2 : 0);
-        if (flags) {
-          const unsigned long long slot = atomicAdd(count, 1ull);
-          if (slot < static_cast<unsigned long long>(cap)) cand[slot] = (b * p.N + i) * 4 + flags;
+    for (int s = 0; s < kSub; ++s) {
+      const int64_t b = q0 + ty * kSub + s;
+      if (b >= p.B) continue;
+      const int64_t cb = p.query_class[b];
+      double un = 0.0, um = 0.0;
+      unsigned long long kn = kNone, km = kNone;
+      if (M == Mode::kCollect) {
+        un = value_of(u_near[b]);
+        um = u_margin[b] == kNone ? -INFINITY : value_of(u_margin[b]);
+      }
+      for (int t = 0; t < kSub; ++t) {
+        const int64_t i = m0 + tx * kSub + t;
+        if (i >= p.N) continue;
+        double lo, hi;
+        ball_screen_bounds(acc[s][t], qn[b], mn[i], p.D, &lo, &hi);
+        const bool eligible = p.mem_class[i] != cb;
+        const double r = p.radius[i];
+        if (M == Mode::kScreen) {
+          // hi is never NaN, hi - r is for a NaN radius (or inf - inf): the CPU
+          // kernel's std::min then keeps its threshold, and a NaN key would win.
+          kn = min(kn, key_of(hi));
+          if (eligible && !isnan(hi - r)) km = min(km, key_of(hi - r));
+        } else {
+          const int flags = (lo <= un ? 1 : 0) | (eligible && lo - r <= um ? 2 : 0);
+          if (flags) {
+            const unsigned long long slot = atomicAdd(count, 1ull);
+            if (slot < static_cast<unsigned long long>(cap)) cand[slot] = (b * p.N + i) * 4 + flags;
+          }
         }
       }
-    }
-    if (M == Mode::kScreen) {
-      // The 16 threads of one ty (half a warp) share query b: one atomic each.
-      const unsigned half = 0xffffu << (16 * (ty & 1));
-      for (int o = 8; o > 0; o /= 2) {
-        kn = min(kn, __shfl_xor_sync(half, kn, o));
-        km = min(km, __shfl_xor_sync(half, km, o));
-      }
-      if (tx == 0) {
-        atomicMin(u_near + b, kn);
-        if (km != kNone) atomicMin(u_margin + b, km);
+      if (M == Mode::kScreen) {
+        // The 16 threads of one ty (half a warp) share query b: one atomic each.
+        const unsigned half = 0xffffu << (16 * (ty & 1));
+        for (int o = 8; o > 0; o /= 2) {
+          kn = min(kn, __shfl_xor_sync(half, kn, o));
+          km = min(km, __shfl_xor_sync(half, km, o));
+        }
+        if (tx == 0) {
+          atomicMin(u_near + b, kn);
+          if (km != kNone) atomicMin(u_margin + b, km);
+        }
       }
     }
   }
@@ -191,11 +207,12 @@ __global__ void exact_kernel(const BallParams p, const long long* __restrict__ c
     const double m = d - p.radius[i];
     if (!Argmin) {
       if (vals != nullptr) vals[base + g] = d;
-      if (flags & 1) atomicMin(best_near + b, key_of(d));
-      if (flags & 2) atomicMin(best_margin + b, key_of(m));
+      if ((flags & 1) && offered(d)) atomicMin(best_near + b, key_of(d));
+      if ((flags & 2) && offered(m)) atomicMin(best_margin + b, key_of(m));
     } else {
-      if ((flags & 1) && key_of(d) == best_near[b]) atomicMin(idx_near + b, static_cast<unsigned long long>(i));
-      if ((flags & 2) && key_of(m) == best_margin[b])
+      if ((flags & 1) && offered(d) && key_of(d) == best_near[b])
+        atomicMin(idx_near + b, static_cast<unsigned long long>(i));
+      if ((flags & 2) && offered(m) && key_of(m) == best_margin[b])
         atomicMin(idx_margin + b, static_cast<unsigned long long>(i));
     }
   }
@@ -218,8 +235,9 @@ int blocks_for(int64_t work, int per_block) {
   return static_cast<int>(blocks < 1 ? 1 : (blocks < kMaxBlocks ? blocks : kMaxBlocks));
 }
 
+// One block per tile up to kMaxBlocks; tile_kernel strides over the rest.
 dim3 tile_grid(const BallParams& p) {
-  return dim3(static_cast<unsigned>((p.N + kTile - 1) / kTile), static_cast<unsigned>((p.B + kTile - 1) / kTile));
+  return dim3(blocks_for(((p.B + kTile - 1) / kTile) * ((p.N + kTile - 1) / kTile), 1));
 }
 
 }  // namespace
