@@ -112,7 +112,7 @@ def test_raw_state_dict_with_explicit_arch(tmp_path, whole):
     torch.save((model if whole else model[1]).state_dict(), p)
     with pytest.raises(ValueError, match="arch="):
         models.load_checkpoint(p)
-    loaded, info = models.load_checkpoint(p, arch="mlp", dataset="digits")
+    loaded, info = models.load_checkpoint(p, arch="mlp", dataset="digits", normalize="dataset")
     assert info["arch"] == "mlp" and info["format"] is None and not loaded.training
     x = torch.rand(4, 1, 8, 8)
     with torch.no_grad():

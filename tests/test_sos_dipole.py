@@ -157,7 +157,7 @@ def test_family_errors(mlp):
     with pytest.raises(ValueError, match="even n"):
         DipoleSmooth(mlp, 10, 0.25).certify_batch(X, 10, 301, 0.01, 100)
     with pytest.raises(ValueError, match="isotropic"):
-        SecondOrderSmooth(mlp, 10, torch.full((8, 8), 0.25)).certify_batch(X.view(2, 8, 8), 10, 300, 0.01, 100)
+        SecondOrderSmooth(mlp, 10, torch.full((1, 8, 8), 0.25)).certify_batch(X.view(2, 1, 8, 8), 10, 300, 0.01, 100)
     with pytest.raises(ValueError, match="sigma must be finite"):
         SecondOrderSmooth(mlp, 10, -0.25)
     with pytest.warns(UserWarning, match="can never certify"):

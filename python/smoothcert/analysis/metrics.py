@@ -23,8 +23,19 @@ def certified_accuracy(radius, correct, radii) -> np.ndarray:
 
 
 def _certified_counts(radius, correct, radii) -> np.ndarray:
-    ok = np.sort(np.asarray(radius, np.float64)[np.asarray(correct) == 1])
+    ok = np.sort(_correct_radii(radius, correct))
     return ok.size - np.searchsorted(ok, np.asarray(radii, np.float64), side="left")
+
+
+def _correct_radii(radius, correct) -> np.ndarray:
+    """The radii of the rows with ``correct == 1``; ValueError if one is NaN, inf or negative
+    (a metric over them would be NaN or a claim no certificate makes)."""
+    r = np.asarray(radius, np.float64)[np.asarray(correct) == 1]
+    bad = r[~(np.isfinite(r) & (r >= 0))]
+    if bad.size:
+        raise ValueError(f"{bad.size} certified-correct row(s) have a radius that is not a finite number >= 0 "
+                         f"(e.g. {float(bad[0])!r})")
+    return r
 
 
 def average_certified_radius(radius, correct) -> float:
@@ -36,7 +47,7 @@ def average_certified_radius(radius, correct) -> float:
     radius = np.asarray(radius, np.float64)
     if radius.size == 0:
         return 0.0
-    return math.fsum(radius * (np.asarray(correct) == 1)) / radius.size
+    return math.fsum(_correct_radii(radius, correct)) / radius.size
 
 
 def abstain_rate(predict) -> float:

@@ -14,10 +14,10 @@ STYLES = {"memory": "-", "data-dependent": "--", "fixed-sigma": ":", "first-orde
           "dipole": "--", "transductive-greedy": "-", "transductive-lp": "-."}
 
 
-def plot_certified_accuracy(summaries_or_paths, out_png, labels=None, title=None) -> None:
+def plot_certified_accuracy(summaries_or_paths, out_png, labels=None, title=None):
     """Certified accuracy vs radius as exact step curves (evaluated at every distinct certified
     radius), one per certificate of each file; saved as PNG (dpi 120).  Accepts summaries or
-    result paths."""
+    result paths; returns the matplotlib Figure."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # Agg, without pyplot state
     from matplotlib.figure import Figure
 
@@ -36,7 +36,7 @@ def plot_certified_accuracy(summaries_or_paths, out_png, labels=None, title=None
         knots = np.unique(r[(c == 1) & (r > 0) & (r <= xend)])
         xs = np.concatenate([[0.0], knots, [xend]])
         ys = certified_accuracy(r, c, xs)
-        ax.step(xs, ys, where="pre", label=f"{s['label']} (n={s['rows']})",
+        ax.step(xs, ys, where="pre", label=f"{s['label']} ({s['rows']} inputs)",
                 linestyle=STYLES.get(s["certificate"], "-"), linewidth=1.4)
     norms = sorted({s["norm"] for s in items}) or ["l2"]
     ax.set_xlabel(f"radius ({'/'.join(n.upper() for n in norms)})")
@@ -49,3 +49,4 @@ def plot_certified_accuracy(summaries_or_paths, out_png, labels=None, title=None
         ax.set_title(title, fontsize="medium")
     fig.tight_layout()
     fig.savefig(str(out_png), dpi=120)  # the figure is not registered with pyplot: nothing to close
+    return fig

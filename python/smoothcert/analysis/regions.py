@@ -45,7 +45,7 @@ def plot_regions(paths: List[str], out_png: str, labels: Optional[List[str]] = N
             continue
         seen.add(key)
         left.step(xs, certified_accuracy(s["radius"], s["correct"], xs), where="post",
-                  linestyle=STYLES.get(s["certificate"], "-"), linewidth=1.4, label=f"{s['label']} (n={s['rows']})")
+                  linestyle=STYLES.get(s["certificate"], "-"), linewidth=1.4, label=f"{s['label']} ({s['rows']} inputs)")
     for t, lab in zip(tables, labels):
         kind = ", ".join(sorted(set(t["certificate"].tolist()))) if "certificate" in t else "?"
         right.plot(xs, radius_fractions(t["radius"], xs), linestyle=STYLES.get(kind, "-"), label=f"{lab} [{kind}]")

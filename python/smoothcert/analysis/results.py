@@ -67,7 +67,8 @@ def load_results(path) -> dict[str, np.ndarray]:
     *_partner) are int64, radius/time/pa_lower/sigma (and *_radius, *_pa_lower, sigma0,
     sigma_star) float64, anything else (certificate, norm, unknown columns) str.  ``#`` lines and blank
     lines are skipped; the first other line is the header.  A header-only file gives zero rows.
-    Raises ValueError naming the file and line for malformed input.
+    Raises ValueError naming the file and line for malformed input, a duplicated ``idx``, or a
+    certified row (predict != -1, in any certificate's view) whose radius is NaN, inf or negative.
     """
     path = Path(path)
     header, rows = None, []
@@ -111,4 +112,33 @@ def load_results(path) -> dict[str, np.ndarray]:
                 raise ValueError(f"{path}: line {lineno}: column '{name}': cannot parse "
                                  f"{r[j]!r} as a number") from None
         out[name] = np.array(vals, dtype=dtype)
+    _check_rows(path, out, [lineno for lineno, _ in rows])
     return out
+
+
+def _check_rows(path: Path, d: dict, linenos: list) -> None:
+    """Refuses a file no metric can be trusted on: an ``idx`` that appears twice (e.g. two
+    runs appended to one file), or a certified row (predict != -1) of any certificate whose
+    radius is NaN, infinite or negative.  An abstained row's radius is never counted."""
+    idx = d["idx"]
+    if idx.size:
+        uniq, first, counts = np.unique(idx, return_index=True, return_counts=True)
+        if (counts > 1).any():
+            dup = uniq[counts > 1]
+            where = [f"idx {int(i)} (lines {', '.join(str(linenos[k]) for k in np.flatnonzero(idx == i)[:3])})"
+                     for i in dup[:5]]
+            more = f" and {dup.size - 5} more" if dup.size > 5 else ""
+            raise ValueError(f"{path}: {dup.size} duplicated idx: {'; '.join(where)}{more}; a row per input is "
+                             "expected (were two runs appended to one file?)")
+    pairs = [("predict", "radius")] + [(c, c[: -len("_predict")] + "_radius") for c in d
+                                        if c.endswith("_predict") and c != "predict"]
+    for pc, rc in pairs:
+        if rc not in d:
+            continue
+        r, certified = d[rc], d[pc] != -1
+        bad = np.flatnonzero(certified & ~(np.isfinite(r) & (r >= 0)))
+        if bad.size:
+            k = int(bad[0])
+            raise ValueError(f"{path}: line {linenos[k]}: column '{rc}': radius {float(r[k])!r} of a certified row "
+                             f"(idx {int(idx[k])}, {pc} {int(d[pc][k])}) is not a finite number >= 0"
+                             + (f" ({bad.size} such rows)" if bad.size > 1 else ""))

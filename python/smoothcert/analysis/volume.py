@@ -114,7 +114,7 @@ def plot_volume_curves(summaries: List[Dict], out_png, title: Optional[str] = No
         xs = np.concatenate([[lo - pad], knots, [hi + pad]])
         ax.step(xs, certified_accuracy_at_volume(s["o_ca"], s["correct"], xs), where="pre",
                 linestyle="-" if s["kind"] == "anisotropic" else "--", linewidth=1.4,
-                label=f"{s['label']} ({s['kind']}, n={s['rows']})")
+                label=f"{s['label']} ({s['kind']}, {s['rows']} inputs)")
     ax.set_xlabel("O_CA = sum log sigma_i + D log R (log certified volume)")
     ax.set_ylabel("certified accuracy")
     ax.set_xlim(lo - pad, hi + pad)

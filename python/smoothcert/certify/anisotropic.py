@@ -24,7 +24,7 @@ import torch
 
 from ..sigma.sigma_file import check_sigma_tensor, load_sigma
 from ..stats import ellipsoid
-from .engine import check_alpha
+from .engine import check_alpha, one_input
 from .family import Budget, register_sigma_mode
 from .gaussian import Smooth
 from .results import CertifyResult
@@ -120,7 +120,7 @@ class AnisotropicSmooth(Smooth):
                 *, index: Optional[int] = None) -> Tuple[int, float]:
         """One input ``S``: ``(class, R)`` -- the normalised radius of the certified ellipsoid
         (``||delta / sigma||_2 < R``); ``(ABSTAIN, 0.0)`` on abstain."""
-        res = self.certify_batch(x.unsqueeze(0), n0, n, alpha, batch_size, indices=self._index(index))
+        res = self.certify_batch(one_input(x), n0, n, alpha, batch_size, indices=self._index(index))
         return int(res.prediction[0]), float(res.normalized_radius[0])
 
     def contains(self, delta: torch.Tensor, R) -> torch.Tensor:

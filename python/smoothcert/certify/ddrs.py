@@ -23,6 +23,7 @@ import torch
 
 from .. import ops
 from ..sigma import OptimizeSigma
+from .engine import one_input
 from .family import Budget, SmoothingFamily, register_sigma_mode
 from .gaussian import Smooth
 from .memory import Memory, MemoryResult
@@ -133,7 +134,7 @@ class DataDependentSmooth(SmoothingFamily):
     def certify(self, x: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int, *,
                 index: Optional[int] = None):
         """One input ``S``: ``(class, radius)`` of the memory-based certificate."""
-        res = self.certify_batch(x.unsqueeze(0), n0, n, alpha, batch_size,
+        res = self.certify_batch(one_input(x), n0, n, alpha, batch_size,
                                  indices=self.base._index(index))
         return int(res.prediction[0]), float(res.radius[0])
 
@@ -147,6 +148,9 @@ class DataDependentSmooth(SmoothingFamily):
 
     def group_size(self, budget: Budget) -> int:
         return self.base.group_size(budget)
+
+    def validate(self, budget: Budget) -> None:
+        self.base.validate(budget)
 
     def generator(self) -> str:
         return self.base.generator() + "; sigma optimised on its own stream (ops.SIGMA_OPT_STREAM)"
@@ -222,7 +226,7 @@ class DataDependentSmooth(SmoothingFamily):
         if o["memory_in"]:
             import hashlib
 
-            memory = Memory.load(o["memory_in"])
+            memory = Memory.load(o["memory_in"], num_classes=getattr(base, "num_classes", None))
             with open(o["memory_in"], "rb") as f:
                 source = f"{o['memory_in']} sha256:{hashlib.sha256(f.read()).hexdigest()}"
             if memory.norm != base.NORM:

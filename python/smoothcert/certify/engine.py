@@ -14,11 +14,16 @@ import numpy as np
 import torch
 
 from .. import ops
-from ..ops.checks import check_int  # noqa: F401  (re-exported for the families)
+from ..ops.checks import check_int, check_seed  # noqa: F401  (re-exported for the families)
+from ..utils.arrays import as_tensor, input_spec
 
 
 def check_alpha(alpha) -> float:
-    if not (isinstance(alpha, (float, int)) and 0.0 < float(alpha) < 1.0):
+    """``float(alpha)`` for a real number (Python or NumPy, not bool) in (0, 1)."""
+    if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, (float, int, np.floating, np.integer)):
+        raise ValueError(f"alpha must be a number in (0, 1) (one-sided failure probability), "
+                         f"got {type(alpha).__name__} {alpha!r}")
+    if not 0.0 < float(alpha) < 1.0:
         raise ValueError(f"alpha must lie in (0, 1) (one-sided failure probability), got {alpha!r}")
     return float(alpha)
 
@@ -31,28 +36,84 @@ def check_scalar_sigma(sigma) -> None:
 
 
 def check_inputs(X, model: Callable, *, floating: bool = True) -> torch.Tensor:
-    """Structural checks of a batch ``[B, *S]`` of inputs; returns it detached."""
-    if not isinstance(X, torch.Tensor):
-        raise TypeError(f"inputs must be a torch.Tensor, got {type(X).__name__}")
+    """Structural checks of a batch ``[B, *S]`` of inputs; returns it as a detached tensor.
+
+    ``X`` may be a NumPy or DLPack array (:func:`smoothcert.utils.arrays.as_tensor`, zero-copy).
+    When the model records its input shape and range (checkpoint models,
+    :func:`smoothcert.utils.arrays.set_input_spec`), ``S`` must equal that shape, and
+    floating inputs outside the range are warned about (one host sync)."""
+    X = as_tensor(X, "inputs")
     if X.dim() < 1:
         raise ValueError("inputs must have a batch dimension [B, ...] (use certify() for one input)")
     if floating and not X.is_floating_point():
-        raise ValueError(f"inputs must be floating point (raw input space, e.g. [0, 1]), got {X.dtype}")
+        hint = " (8-bit images: divide by 255)" if X.dtype == torch.uint8 else ""
+        raise ValueError(f"inputs must be floating point (raw input space, e.g. [0, 1]), got {X.dtype}{hint}")
     if X.is_cuda and ops.cuda_version() < 0:
         raise RuntimeError("the input is a CUDA tensor but smoothcert was built without CUDA; rebuild "
                            "on a machine with nvcc and a CUDA torch (or FORCE_CUDA=1), or move the input to CPU")
     check_model_device(model, X.device)
+    spec = input_spec(model)
+    if spec is not None:
+        check_shape(X, spec["shape"])
+        if floating:
+            warn_range(X, spec["range"])
     return X.detach()
 
 
-def input_ids(indices: Optional[Union[torch.Tensor, int]], B: int) -> torch.Tensor:
-    """``[B]`` int64 CPU input indices from ``None`` (0..B-1), an int ``i0`` (i0..i0+B-1) or a tensor."""
+def one_input(x) -> torch.Tensor:
+    """One input ``S`` (tensor or array) as a batch ``[1, *S]``."""
+    return as_tensor(x, "x").unsqueeze(0)
+
+
+def check_shape(X: torch.Tensor, shape: Tuple[int, ...]) -> None:
+    """Refuses a batch ``[B, *S]`` whose ``S`` is not the model's input shape, guessing the slip."""
+    S = tuple(X.shape[1:])
+    if S == tuple(shape):
+        return
+    want = f"[B, {', '.join(map(str, shape))}]"
+    if S[1:] == tuple(shape) and X.shape[0] == 1:
+        hint = "; certify()/predict() take one input without a batch dimension, certify_batch() takes [B, ...]"
+    elif tuple(X.shape) == tuple(shape):
+        hint = "; this is one input: certify_batch() takes a batch, certify() one input"
+    elif len(S) == len(shape) == 3 and S == (shape[1], shape[2], shape[0]):
+        hint = ("; the inputs look channels-last (NHWC): pass x.permute(0, 3, 1, 2) (channels_last=True "
+                "only sets the memory order of the noisy batch)")
+    else:
+        hint = ""
+    raise ValueError(f"inputs have shape {list(X.shape)}, but the model expects {want}{hint}")
+
+
+def warn_range(X: torch.Tensor, value_range: Tuple[float, float]) -> None:
+    """Warns when inputs leave the range the model was trained on (sigma is in its units)."""
+    if X.numel() == 0:
+        return
+    lo, hi = (float(v) for v in torch.aminmax(X.detach().float()))
+    if lo < value_range[0] or hi > value_range[1]:
+        hint = " (8-bit pixels not divided by 255?)" if hi > 2 * value_range[1] + 1 else ""
+        warnings.warn(f"inputs span [{lo:g}, {hi:g}] but the model expects values in "
+                      f"[{value_range[0]:g}, {value_range[1]:g}]{hint}; sigma is in the inputs' units, so the "
+                      "certificates are for the wrong scale", stacklevel=5)
+
+
+def input_ids(indices, B: int) -> torch.Tensor:
+    """``[B]`` int64 CPU input indices from ``None`` (0..B-1), an int ``i0`` (i0..i0+B-1) or
+    integer indices (tensor, array or sequence); float or bool indices are refused, never truncated."""
     if indices is None:
         ids = torch.arange(B, dtype=torch.long)
-    elif isinstance(indices, (int, np.integer)):
+    elif isinstance(indices, (int, np.integer)) and not isinstance(indices, (bool, np.bool_)):
         ids = torch.arange(int(indices), int(indices) + B, dtype=torch.long)
     else:
-        ids = torch.as_tensor(indices, dtype=torch.long).cpu().view(-1)
+        if isinstance(indices, (list, tuple)):
+            indices = np.asarray(indices)
+        try:
+            t = as_tensor(indices, "indices")
+        except TypeError:
+            raise TypeError(f"indices must be an int or integer indices (tensor, array, list), "
+                            f"got {type(indices).__name__}") from None
+        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+            raise ValueError(f"indices must be integers, got dtype {t.dtype} (they key the noise; "
+                             "a float index would be truncated onto another input's noise)")
+        ids = t.to(device="cpu", dtype=torch.long).reshape(-1)
         if ids.numel() != B:
             raise ValueError(f"indices must have one entry per input ({B}), got {ids.numel()}")
     ops.check_ids(ids)
@@ -77,7 +138,14 @@ def vote(model: Callable, batch: torch.Tensor, m: int, counts: torch.Tensor, non
     """Runs ``model`` on ``batch`` ``[G * m, *S]`` and adds each row's argmax to ``counts`` ``[G, K]``
     (rows with NaN/inf logits are tallied in ``nonfinite`` ``[G]``); returns the logits
     ``[G * m, K]`` for families that need each row's vote."""
-    logits = model(batch)
+    try:
+        logits = model(batch)
+    except torch.OutOfMemoryError:
+        raise
+    except RuntimeError as e:
+        raise RuntimeError(f"the base classifier failed on a noisy batch of shape {list(batch.shape)} "
+                           f"(inputs of shape {list(batch.shape[1:])}; certify() takes one input, certify_batch() "
+                           f"[B, *input shape]): {e}") from e
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape != (batch.shape[0], num_classes):
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise ValueError(f"the base classifier must return logits of shape [{batch.shape[0]}, {num_classes}] "

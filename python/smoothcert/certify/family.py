@@ -83,6 +83,10 @@ class SmoothingFamily:
         """Inputs per :meth:`certify_group` call in a dataset run (they share forward batches)."""
         return max(1, budget.batch_size // budget.n)
 
+    def validate(self, budget: Budget) -> None:
+        """Raises ValueError if this family cannot certify under ``budget`` (a dataset run
+        calls it before it writes anything)."""
+
     def config(self, budget: Budget) -> Dict[str, Any]:
         """Every setting that determines this family's results under ``budget``."""
         raise NotImplementedError

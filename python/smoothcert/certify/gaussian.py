@@ -24,8 +24,8 @@ import torch
 
 from .. import ops, stats
 from ..utils import progress as progress_bar
-from .engine import (check_alpha, check_finite_inputs, check_inputs, check_int, check_nonfinite,
-                     check_scalar_sigma, chunks, groups, input_ids, sub_table, vote)
+from .engine import (check_alpha, check_finite_inputs, check_inputs, check_int, check_nonfinite, check_seed,
+                     check_scalar_sigma, chunks, groups, input_ids, one_input, sub_table, vote)
 from .family import Budget, SmoothingFamily, register_family, required_sigma
 from .results import CertifyResult, PredictResult
 
@@ -64,7 +64,7 @@ class Smooth(SmoothingFamily):
         self.num_classes = check_int("num_classes", num_classes, 1)
         check_scalar_sigma(sigma)
         self.sigma = sigma
-        self.seed = check_int("seed", seed, 0)
+        self.seed = check_seed(seed)
         self.out_dtype = out_dtype
         self.channels_last = channels_last
         self.clamp = clamp
@@ -87,14 +87,14 @@ class Smooth(SmoothingFamily):
         Returns:
             ``(class, radius)``; ``(Smooth.ABSTAIN, 0.0)`` on abstain.
         """
-        res = self.certify_batch(x.unsqueeze(0), n0, n, alpha, batch_size, indices=self._index(index))
+        res = self.certify_batch(one_input(x), n0, n, alpha, batch_size, indices=self._index(index))
         return int(res.prediction[0]), float(res.radius[0])
 
     def predict(self, x: torch.Tensor, n: int, alpha: float, batch_size: int,
                 *, index: Optional[int] = None) -> int:
         """Cohen et al.'s PREDICT for one input: the top class, or ABSTAIN when the
         two-sided binomial test of top-1 against top-2 has p-value > alpha."""
-        res = self.predict_batch(x.unsqueeze(0), n, alpha, batch_size, indices=self._index(index))
+        res = self.predict_batch(one_input(x), n, alpha, batch_size, indices=self._index(index))
         return int(res.prediction[0])
 
     def certify_batch(self, X: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int,
@@ -171,6 +171,9 @@ class Smooth(SmoothingFamily):
 
     def certify_group(self, X: torch.Tensor, ids: torch.Tensor, budget: Budget) -> CertifyResult:
         return self.certify_batch(X, budget.n0, budget.n, budget.alpha, budget.batch_size, indices=ids)
+
+    def validate(self, budget: Budget) -> None:
+        self._check_budget(budget.n0, budget.n, budget.alpha, budget.batch_size)
 
     def config(self, budget: Budget) -> Dict[str, Any]:
         return {"sigma": self._sigma_config(), "n0": budget.n0, "n": budget.n, "alpha": budget.alpha,

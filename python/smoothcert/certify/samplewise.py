@@ -143,6 +143,9 @@ class SampleWiseSmooth(SmoothingFamily):
     def group_size(self, budget: Budget) -> int:
         return max(1, budget.batch_size // max(self.select_samples, 1))
 
+    def validate(self, budget: Budget) -> None:
+        self.base.validate(budget)
+
     # ----------------------------------------------------------- phase 2
 
     def columns(self) -> List[str]:

@@ -28,7 +28,7 @@ from ..ops.dssn_batch import dssn_offsets, dssn_training_offsets
 from ..stats import l1 as stats_l1
 from ..stats.l1 import dssn_levels
 from ..utils import progress as progress_bar
-from .engine import check_inputs, check_int, check_nonfinite, chunks, vote
+from .engine import check_inputs, check_int, check_nonfinite, check_seed, chunks, one_input, vote
 from .family import Budget, SmoothingFamily, register_family, required_sigma
 from .results import CertifyResult
 from .uniform import L1MonteCarlo
@@ -129,7 +129,7 @@ class SplitSmooth(SmoothingFamily):
         self.base_classifier = base_classifier
         self.num_classes = check_int("num_classes", num_classes, 1)
         self.q = check_int("q", q, 1)
-        self.seed = check_int("seed", seed, 0)
+        self.seed = check_seed(seed)
         self.deterministic = bool(deterministic)
         self.quantize = bool(quantize)
         self.out_dtype = out_dtype
@@ -166,7 +166,7 @@ class SplitSmooth(SmoothingFamily):
         """
         if self.deterministic:
             self._no_mc_args(n0, n, alpha)
-            res = self.certify_batch(x.unsqueeze(0), batch_size=batch_size, indices=self._index(index))
+            res = self.certify_batch(one_input(x), batch_size=batch_size, indices=self._index(index))
             return int(res.prediction[0]), float(res.radius[0])
         return self._mc.certify(x, 64 if n0 is None else n0, 100_000 if n is None else n,
                                 0.001 if alpha is None else alpha, batch_size, index=index)
@@ -177,7 +177,7 @@ class SplitSmooth(SmoothingFamily):
         (defaults n=100,000, alpha=0.001), which may return ``ABSTAIN``."""
         if self.deterministic:
             self._no_mc_args(None, n, alpha)
-            return int(self.certify_batch(x.unsqueeze(0), batch_size=batch_size).prediction[0])
+            return int(self.certify_batch(one_input(x), batch_size=batch_size).prediction[0])
         return self._mc.predict(x, 100_000 if n is None else n, 0.001 if alpha is None else alpha, batch_size,
                                 index=index)
 
@@ -269,6 +269,12 @@ class SplitSmooth(SmoothingFamily):
 
     def group_size(self, budget: Budget) -> int:
         return max(1, budget.batch_size // self.levels) if self.deterministic else self._mc.group_size(budget)
+
+    def validate(self, budget: Budget) -> None:
+        if self.deterministic:
+            check_int("batch_size", budget.batch_size, 1)  # n0, n, alpha do not apply to DSSN
+        else:
+            self._mc.validate(budget)
 
     def config(self, budget: Budget) -> Dict[str, Any]:
         if not self.deterministic:

@@ -13,7 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("results", nargs="+", help="result TSV file(s) from smoothcert certify")
     parser.add_argument("--radii", type=float, nargs="+", help="radii for the table columns")
     parser.add_argument("--labels", nargs="+", help="one label per file (default: file stem)")
-    parser.add_argument("--format", choices=("markdown", "csv"), default="markdown")
+    parser.add_argument("--format", choices=("markdown", "csv"), default="markdown",
+                        help="table format printed (and written with --out-table)")
     parser.add_argument("--out-table", metavar="PATH", help="also write the table here")
     parser.add_argument("--plot", metavar="PATH", help="write a certified-accuracy PNG here")
     parser.add_argument("--title", help="plot title")

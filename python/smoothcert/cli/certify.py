@@ -3,7 +3,8 @@ into a resumable TSV (docs/formats.md)."""
 from __future__ import annotations
 
 import argparse
-import hashlib
+import contextlib
+import io
 import sys
 
 import torch
@@ -13,12 +14,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..certify import CERTIFICATES, FAMILIES, SIGMA_MODES
     from ..certify.family import add_family_arguments
 
-    p.add_argument("--model", required=True, help="checkpoint written by smoothcert (or a raw state_dict "
-                   "with --arch)")
-    p.add_argument("--arch", default=None, help="architecture, only for raw state_dict files")
-    p.add_argument("--dataset", required=True, help="dataset name (digits, mnist, fashion-mnist, ...)")
-    p.add_argument("--data-root", default=None, help="directory holding the dataset files")
-    p.add_argument("--split", default="test", choices=["train", "test"])
+    from ..models import ARCHITECTURES
+    from ..models.user_model import NORMALIZE_HELP
+
+    p.add_argument("--model", default=None, help="the classifier file: a checkpoint written by smoothcert train, a "
+                   "torch.export program (torch.export.save, .pt2; checked so that loading runs no code), or a "
+                   "state_dict of a zoo network with --arch (see docs/own_model.md)")
+    p.add_argument("--arch", default=None, choices=sorted(ARCHITECTURES), metavar="ARCH",
+                   help="zoo architecture of a state_dict --model: " + ", ".join(sorted(ARCHITECTURES)))
+    p.add_argument("--model-factory", default=None, metavar="MODULE:FUNCTION",
+                   help="your own network: FUNCTION() of MODULE (imported from sys.path or the current directory) "
+                   "returns an untrained torch.nn.Module, which --weights fills; this runs your code")
+    p.add_argument("--weights", default=None, metavar="FILE",
+                   help="with --model-factory: the state_dict file (torch.save(model.state_dict(), FILE)), loaded "
+                   "weights-only")
+    p.add_argument("--normalize", default=None, metavar="dataset|none|MEAN,STD",
+                   help="normalisation put in front of the model, required for everything but a smoothcert checkpoint "
+                   "(which records its own; given, it must match): " + NORMALIZE_HELP)
+    p.add_argument("--dataset", required=True, help="dataset name (digits, mnist, fashion-mnist, cifar10, imagenet, "
+                   "...; your own data: image-folder, npz)")
+    p.add_argument("--data-root", default=None, help="directory holding the dataset files (npz: the .npz file)")
+    p.add_argument("--split", default="test", choices=["train", "test"], help="which split of the dataset to certify")
     p.add_argument("--sigma", type=float, default=None,
                    help="noise level (RMS) in [0, 1] pixel units; with --sigma-mode ddrs the initial sigma0, "
                    "which the fixed-sigma certificate beside it uses (not with --sigma-file)")
@@ -40,14 +56,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip", type=int, default=1, help="certify every skip-th input")
     p.add_argument("--max", type=int, default=-1, help="stop before this dataset index (-1: all)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (results depend on seed and index only)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="torch device of the model and the noise (cpu, cuda, cuda:1, ...)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
                    help="dtype of the classifier's input batch (and of the model)")
     p.add_argument("--out", required=True, help="result TSV (resumed if it exists)")
     p.add_argument("--stage", default=None, help="transductive modes (--sigma-mode samplewise): the per-input "
                    "stage TSV (default <out>.stage.tsv); runs that differ only in --regions/--region-order can "
                    "share one, so the per-input work is done once")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     add_family_arguments(p, list(FAMILIES.values()) + [m for m in SIGMA_MODES.values() if m is not None]
                          + [c for c in CERTIFICATES.values() if c is not None])
 
@@ -90,32 +107,128 @@ def build_family(args, model, num_classes: int, info: dict, out_dtype):
     return make_base() if mode is None else mode.from_args(args, make_base)
 
 
+def check_device(name: str) -> torch.device:
+    """``torch.device(name)``, refused up front when this build cannot run on it."""
+    from .. import ops
+
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError) as e:
+        raise ValueError(f"--device {name!r} is not a torch device ({e})") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {name}: no CUDA GPU is usable (torch.cuda.is_available() is False; torch "
+                             f"{torch.__version__}); use --device cpu")
+        if ops.cuda_version() < 0:
+            raise ValueError(f"--device {name}: smoothcert was built without CUDA (smoothcert.ops.cuda_version() "
+                             f"is -1); rebuild it with CUDA, or use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+    return dev
+
+
+def _selection(args, n: int) -> list:
+    if args.skip < 1:
+        raise ValueError(f"--skip must be >= 1, got {args.skip}")
+    if args.max < -1:
+        raise ValueError(f"--max must be -1 (all inputs) or an index >= 1, got {args.max}")
+    stop = n if args.max < 0 else min(args.max, n)
+    indices = list(range(0, stop, args.skip))
+    if not indices:
+        raise ValueError(f"no inputs selected (--max {args.max}, --skip {args.skip}, the split has {n} inputs); "
+                         f"nothing to certify, nothing written")
+    return indices
+
+
+def _check_fits(loaded, split, inputs: torch.Tensor, dtype, device) -> None:
+    """Refuse up front a model that does not fit the data: the checkpoint's recorded dataset, then
+    one forward of one input and of two (the batch size varies while certifying)."""
+    from .. import data
+
+    info = loaded.info
+    if loaded.kind == "checkpoint":
+        try:
+            shape = tuple(data.input_shape(info["dataset"]))
+        except ValueError:
+            shape = None
+        if shape is not None and shape != tuple(split.input_shape):
+            raise ValueError(f"the model was trained on {info['dataset']} (inputs {list(shape)}, "
+                             f"{info['num_classes']} classes), but {split.name} has inputs "
+                             f"{list(split.input_shape)}: it cannot certify this data")
+        try:
+            split.check_model_classes(info["num_classes"])
+        except ValueError as e:
+            raise ValueError(f"the model was trained on {info['dataset']} ({info['num_classes']} classes): {e}") \
+                from None
+    for count in (1, 2) if inputs.shape[0] > 1 else (1,):
+        x = inputs[:count].to(device=device, dtype=dtype)
+        try:
+            with torch.no_grad():
+                out = loaded.model(x)
+        except Exception as e:  # noqa: BLE001 - the user's model: one line, both shapes
+            first = str(e).splitlines()[0] if str(e) else ""
+            hint = (" (an export program needs a dynamic batch dimension: see docs/own_model.md)"
+                    if loaded.kind == "export" and count > 1 else "")
+            raise ValueError(f"the model fails on a batch of {count} input(s) of shape {list(x.shape)} from "
+                             f"{split.name}: {type(e).__name__}: {first}{hint}") from None
+        k = int(out.shape[-1]) if isinstance(out, torch.Tensor) and out.dim() == 2 else None
+        if k is None or out.shape[0] != count:
+            got = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(f"the model maps inputs {list(x.shape)} to {got}; expected logits [{count}, "
+                             f"{split.num_classes}] ({split.name} has {split.num_classes} classes)")
+        if count == 1:
+            try:
+                split.check_model_classes(k)
+            except ValueError as e:
+                raise ValueError(f"the model's output is {list(out.shape)} for one input {list(x.shape)}: {e}") \
+                    from None
+
+
 def run(args) -> int:
+    import os
+
     from .. import data, models
     from ..certify import Budget, certify_dataset
 
     dtype = getattr(torch, args.dtype)
-    model, info = models.load_checkpoint(args.model, map_location=args.device, arch=args.arch,
-                                         dataset=args.dataset if args.arch else None)
-    if info["dataset"] != args.dataset:
-        print(f"note: model was trained on {info['dataset']}, certifying on {args.dataset}", file=sys.stderr)
-    model = model.to(device=args.device, dtype=dtype).eval()
+    if os.path.isdir(args.out):
+        raise ValueError(f"--out {args.out} is a directory; give the result file, e.g. {args.out}/results.tsv")
+    device = check_device(args.device)
     split = data.load_dataset(args.dataset, args.split, root=args.data_root)
-    stop = len(split) if args.max < 0 else min(args.max, len(split))
-    if args.skip < 1:
-        raise SystemExit("--skip must be >= 1")
-    indices = list(range(0, stop, args.skip))
-    family = build_family(args, model, split.num_classes, info, None if dtype == torch.float32 else dtype)
-    if args.stage is not None and not getattr(family, "TRANSDUCTIVE", False):
-        raise ValueError("--stage applies to transductive modes (--sigma-mode samplewise) only")
+    indices = _selection(args, len(split))
+    shape = tuple(split.input_shape)
+    if args.dataset not in data.USER_DATASETS:
+        shape = tuple(data.input_shape(args.dataset))
+    loaded = models.load_cli_model(model=args.model, arch=args.arch, factory=args.model_factory,
+                                   weights=args.weights, normalize=args.normalize, dataset=args.dataset,
+                                   input_shape=shape, num_classes=split.num_classes)
+    data_sha = split.fingerprint(indices)
+    model = loaded.model.to(device=device, dtype=dtype).eval()
+    _check_fits(loaded, split, split.x[indices[:2]], dtype, device)
+    info = loaded.info
+    notes = io.StringIO()
+    # The options are validated before the log starts, so a refused run prints only its notes and one
+    # error line, and a run that starts logs the model it certifies first.
+    try:
+        with contextlib.redirect_stderr(notes):
+            family = build_family(args, model, split.num_classes, info, None if dtype == torch.float32 else dtype)
+            if args.stage is not None and not getattr(family, "TRANSDUCTIVE", False):
+                raise ValueError("--stage applies to transductive modes (--sigma-mode samplewise) only")
+    except BaseException:
+        sys.stderr.write(notes.getvalue())
+        raise
+    print(f"smoothcert certify: model: {loaded.describe()}; data: {split.name}, {len(indices)} inputs "
+          f"{list(split.input_shape)} (sha256 {data_sha[:12]}..)", file=sys.stderr)
+    if info["dataset"] is not None and info["dataset"] != args.dataset:
+        print(f"note: model was trained on {info['dataset']}, certifying on {args.dataset}", file=sys.stderr)
+    sys.stderr.write(notes.getvalue())
     config = {k: getattr(args, k) for k in ["dataset", "split", "skip", "max", "dtype"]}
-    # The checkpoint's hash, so a resumed file never mixes two models' results.
-    with open(args.model, "rb") as f:
-        config["model_sha256"] = hashlib.sha256(f.read()).hexdigest()
-    config["arch"] = info.get("arch")
+    # The model's and the data's identity, so a resumed file never mixes two models' or datasets' results.
+    config.update({k: v for k, v in loaded.config().items() if k not in ("model", "weights")})
+    config["data_sha256"] = data_sha
     budget = Budget(n0=args.n0, n=args.n, alpha=args.alpha, batch_size=args.batch)
     certify_dataset(family, split.x, split.y, indices, budget=budget, out=args.out, config=config,
-                    progress=not args.no_progress, device=torch.device(args.device), stage=args.stage)
+                    progress=not args.no_progress, device=device, stage=args.stage)
     summary = family.summary()
     if summary:
         print(f"smoothcert certify: {args.out}: " + ", ".join(f"{k} {v}" for k, v in summary.items()),

@@ -14,11 +14,17 @@ import torch
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="checkpoint written by smoothcert train")
     p.add_argument("--arch", default=None, help="architecture, only for raw state_dict files")
+    p.add_argument("--normalize", default=None, metavar="dataset|none|MEAN,STD",
+                   help="with --arch (a raw state_dict): the normalisation in front of the network, which is never "
+                   "added unasked (the network may normalise in its own forward); as in smoothcert certify")
     p.add_argument("--dataset", required=True, help="dataset name (mnist, fashion-mnist, cifar10, ...)")
     p.add_argument("--data-root", default=None, help="directory holding the dataset files")
     p.add_argument("--out", required=True, help="output directory (resumed if it holds this run)")
     p.add_argument("--c0", type=float, nargs="+", default=None,
-                   help="initial constants, in --units (default: the dataset's grid, see --c0-count)")
+                   help="initial constants sigma = c0, in the unit of --units: for mnist, fashion-mnist and "
+                   "imagenet that is STANDARDIZED by default (sigma_pixel = std * c0, e.g. c0 0.25 on MNIST is "
+                   "sigma 0.077 in the [0, 1] pixel units of certify --sigma); pass --units pixel for pixel units. "
+                   "The first log line prints both (default: the dataset's grid, see --c0-count)")
     p.add_argument("--c0-count", type=int, default=20,
                    help="without --c0: sweep c0 = step, 2 step, ... (the dataset's grid step) this many times, "
                    "stopping once held-out accuracy falls to --stop-accuracy")
@@ -40,11 +46,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="fit on the first N training images only (default: all but the held-out ones)")
     p.add_argument("--eval-n0", type=int, default=64, help="held-out CERTIFY selection samples")
     p.add_argument("--eval-n", type=int, default=512, help="held-out CERTIFY estimation samples")
-    p.add_argument("--eval-alpha", type=float, default=0.001)
-    p.add_argument("--eval-batch", type=int, default=1000)
+    p.add_argument("--eval-alpha", type=float, default=0.001, help="held-out CERTIFY one-sided failure probability")
+    p.add_argument("--eval-batch", type=int, default=1000, help="held-out CERTIFY classifier batch size")
     p.add_argument("--seed", type=int, default=0, help="noise and minibatch-order seed")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="torch device (cpu, cuda, cuda:1, ...)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+
+
+def _c0_units(c0s, scale) -> str:
+    """``c0s`` with their [0, 1] pixel-unit sigma per channel (what ``certify --sigma`` takes)."""
+    if scale is None:
+        return ", ".join(f"{c:g}" for c in c0s) + " (= pixel sigma)"
+    return ", ".join(f"{c:g} (pixel sigma {'/'.join(f'{c * s:.4g}' for s in scale)})" for c in c0s)
 
 
 def run(args) -> int:
@@ -55,8 +69,14 @@ def run(args) -> int:
 
     d = DATASET_DEFAULTS.get(args.dataset, GENERIC_DEFAULTS)
     units = args.units or d["units"]
+    if args.arch is not None and args.normalize is None:
+        raise ValueError(f"{args.model}: a raw state_dict with --arch needs --normalize dataset|none|MEAN,STD: "
+                         "normalisation is never added unasked, since the network may normalise in its own forward")
+    if args.arch is None and args.normalize is not None:
+        raise ValueError("--normalize applies to a raw state_dict with --arch; a smoothcert checkpoint records its own")
     model, info = models.load_checkpoint(args.model, map_location=args.device, arch=args.arch,
-                                         dataset=args.dataset if args.arch else None)
+                                         dataset=args.dataset if args.arch else None,
+                                         normalize=args.normalize)
     model = model.to(args.device).eval()
     split = data.load_dataset(args.dataset, "train", root=args.data_root)
     x = split.x if isinstance(split.x, torch.Tensor) else split.x[list(range(len(split)))]
@@ -71,7 +91,8 @@ def run(args) -> int:
                      sub_epochs=args.sub_epochs or d["sub_epochs"], param=args.param, units=units, seed=args.seed)
     with open(args.model, "rb") as f:
         sha = hashlib.sha256(f.read()).hexdigest()
-    scale = list(data.DATASET_STATS[args.dataset][1]) if units == "standardized" else None
+    scale = list(data.dataset_stats(args.dataset)[1]) if units == "standardized" else None
+    print(f"smoothcert fit-sigma: c0 in {units} units: {_c0_units(c0s, scale)}", file=sys.stderr)
     meta = {"dataset": args.dataset, "model": os.path.abspath(args.model), "model_sha256": sha,
             "arch": info.get("arch"), "command": getattr(args, "command_line", None)}
     record = fit_sigma_sweep(model, x, split.y, c0s=c0s, base=base, out_dir=args.out, scale=scale,

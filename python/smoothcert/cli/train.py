@@ -1,8 +1,9 @@
 """``smoothcert train``: train a base classifier with a smoothing-aware method,
 checkpointing every epoch (rerunning the same command resumes).
 
-``--method pretrain-finetune`` is seed-004's two-stage run (uniform-random sigma,
-then a per-example sigma selected on the grid; :mod:`smoothcert.train.pretrain_finetune`)::
+``--method pretrain-finetune`` is the two-stage run of sample-wise smoothing (Wang et al.,
+Alg. 1: uniform-random sigma, then a per-example sigma selected on the grid;
+:mod:`smoothcert.train.pretrain_finetune`)::
 
     smoothcert train --method pretrain-finetune --arch lenet --dataset mnist --data-root DIR \
         --sigma-min 0.12 --sigma-max 1.0 --pretrain-epochs 150 --finetune-epochs 150 \
@@ -18,7 +19,11 @@ import torch
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", default="gaussian",
-                   choices=["gaussian", "smoothadv", "macer", "stability", "pretrain-finetune"])
+                   choices=["gaussian", "smoothadv", "macer", "stability", "pretrain-finetune"],
+                   help="gaussian: noise augmentation (Cohen et al. 2019); smoothadv: PGD on the smoothed "
+                   "classifier (Salman et al. 2019); macer: certified-radius hinge (Zhai et al. 2020); stability: "
+                   "clean-vs-noisy KL (Li et al. 2019); pretrain-finetune: uniform-random sigma, then each "
+                   "example's own sigma from a grid (Wang et al., sample-wise smoothing, Alg. 1)")
     p.add_argument("--arch", required=True, help="architecture (lenet, resnet20, resnet110, wrn40_2, ...)")
     p.add_argument("--dataset", required=True, help="dataset name (mnist, fashion-mnist, cifar10, digits, ...)")
     p.add_argument("--data-root", default=None, help="directory holding the dataset files")
@@ -37,19 +42,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "e.g. to fine-tune a fixed-sigma model with DS2")
     p.add_argument("--epochs", type=int, default=None,
                    help="epochs (default 30; pretrain-finetune: --pretrain-epochs and --finetune-epochs)")
-    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--batch", type=int, default=128, help="minibatch size")
     p.add_argument("--lr", type=float, default=0.1, help="initial lr (pretrain-finetune: of stage 1)")
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--schedule", default="cosine", choices=["cosine", "step"])
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    p.add_argument("--weight-decay", type=float, default=1e-4, help="SGD weight decay")
+    p.add_argument("--schedule", default="cosine", choices=["cosine", "step"],
+                   help="learning-rate schedule: cosine over the epochs, or step decay at --milestones")
     p.add_argument("--milestones", type=int, nargs="*", default=[30, 60, 90], help="epochs of lr decay (step)")
     p.add_argument("--lr-gamma", type=float, default=0.1, help="lr factor at each milestone (step)")
-    p.add_argument("--augment", default="none", choices=["none", "crop-flip"])
+    p.add_argument("--augment", default="none", choices=["none", "crop-flip"],
+                   help="data augmentation before the noise (crop-flip: random crop with padding and "
+                   "horizontal flip, for CIFAR-style images)")
     p.add_argument("--max-train", type=int, default=-1, help="train on the first N examples only (-1: all)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights' initialisation, the "
+                   "minibatch order and the training noise")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="torch device to train on (cpu, cuda, cuda:1, ...)")
     p.add_argument("--out", required=True, help="checkpoint path (written every epoch; resumed if present)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     g = p.add_argument_group("ddrs (DS2)")
     g.add_argument("--ddrs-steps", type=int, default=1, help="K_train, OptimizeSigma steps per minibatch")
     g.add_argument("--ddrs-start", type=int, default=0,
@@ -72,7 +82,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--beta", type=float, default=16.0, help="logit scale of the soft classifier")
     g = p.add_argument_group("stability")
     g.add_argument("--stability-weight", type=float, default=6.0, help="weight of the KL term")
-    g = p.add_argument_group("pretrain-finetune (seed-004 Alg. 1; unset options take the defaults shown in help)")
+    g = p.add_argument_group("pretrain-finetune (Wang et al., sample-wise smoothing, Alg. 1; the value in "
+                             "parentheses is used when an option is not given)")
     g.add_argument("--sigma-min", type=float, help="lower end of stage 1's uniform sigma and of the grid")
     g.add_argument("--sigma-max", type=float, help="upper end of stage 1's uniform sigma and of the grid")
     g.add_argument("--sigma-step", type=float, help="grid step (0.05): the grid is {t * step} in [min, max]")
@@ -131,7 +142,8 @@ def _initial_model(args):
         return model, None
     import hashlib
 
-    init_model, _ = models.load_checkpoint(args.init, arch=args.arch, dataset=args.dataset)
+    # The trained model is build_model's (the dataset's NormalizeLayer first), so a raw init state_dict gets it too.
+    init_model, _ = models.load_checkpoint(args.init, arch=args.arch, dataset=args.dataset, normalize="dataset")
     model.load_state_dict(init_model.state_dict())
     with open(args.init, "rb") as f:
         return model, {"path": args.init, "sha256": hashlib.sha256(f.read()).hexdigest()}
@@ -143,6 +155,21 @@ def _save_checkpoint(args, path: str, model, meta: dict) -> None:
     tensors = {k: v for k, v in meta.items() if isinstance(v, torch.Tensor)}
     plain = {k: v for k, v in meta.items() if k not in tensors}
     models.save_checkpoint(path, model, arch=args.arch, dataset=args.dataset, meta=plain, tensors=tensors)
+
+
+def _load_sigma_table(path: str, n: int) -> torch.Tensor:
+    """``[n]`` float32 per-example sigma from a ``--sigma-table`` file (a tensor ``[n]`` indexed like
+    the training split), or one line naming the file and what is wrong."""
+    from ..utils.safe_load import bad_file, load_weights_only, require_tensor
+
+    what = f"a sigma table (a tensor [{n}], one sigma per training example)"
+    table = require_tensor(path, what, load_weights_only(path, what), "table", floating=True, shape=[n]).float()
+    bad = ~(torch.isfinite(table) & (table > 0))  # after the cast: float32 is what trains
+    if bool(bad.any()):
+        k = int(bad.nonzero()[0, 0])
+        raise bad_file(path, what, f"every sigma must be finite and > 0; {int(bad.sum())} are not "
+                                   f"(first: example {k}, {float(table[k])!r})")
+    return table
 
 
 def run(args) -> int:
@@ -160,7 +187,7 @@ def run(args) -> int:
         raise ValueError("give exactly one of --sigma and --sigma-table")
     split = _load_split(args)
     if args.sigma_table is not None:
-        sigma = torch.load(args.sigma_table, weights_only=True)
+        sigma = _load_sigma_table(args.sigma_table, len(split))
         sigma_desc = f"table:{args.sigma_table}"
     else:
         sigma, sigma_desc = args.sigma, args.sigma

@@ -5,12 +5,13 @@ Loaded with ``torch.load(weights_only=True)``: a checkpoint cannot run code.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from .. import data
+from ..utils.arrays import set_input_spec
 from .layers import NormalizeLayer
 from .zoo import build_model
 
@@ -73,14 +74,26 @@ _INFO_KEYS = ("format", "arch", "dataset", "num_classes", "meta")
 
 
 def _read(path: str, map_location: Any = "cpu", mmap: bool = False) -> Any:
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a directory, not a checkpoint")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"{path}: file is empty (0 bytes), not a checkpoint")
     try:
         return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as e:  # pickle of arbitrary objects, not a torch file, ...
         if mmap:  # e.g. a legacy (non-zip) torch file, which cannot be memory-mapped
             return _read(path, map_location, mmap=False)
-        raise ValueError(f"{path}: cannot load as a weights-only torch file: {e}") from e
+        text = str(e)
+        if "Weights only load failed" in text or "Unsupported global" in text:
+            # torch's own advice (weights_only=False) would run the file's code: not repeated here.
+            raise ValueError(f"{path}: cannot be loaded weights-only: it holds pickled Python objects (a whole "
+                             "model saved with torch.save(model)?), which smoothcert never unpickles, since "
+                             "unpickling runs code; save "
+                             "model.state_dict() or a torch.export program instead (docs/own_model.md)") from None
+        first = text.splitlines()[0] if text else type(e).__name__
+        raise ValueError(f"{path}: cannot load as a weights-only torch file: {first}") from None
 
 
 def _not_ours(path: str, obj: Any) -> str:
@@ -89,7 +102,8 @@ def _not_ours(path: str, obj: Any) -> str:
     return f"{path}: not a smoothcert checkpoint (no 'format' key; found {found})"
 
 
-def _check_format(path: str, obj: Dict[str, Any]) -> None:
+def check_format(path: str, obj: Dict[str, Any]) -> None:
+    """Raise ValueError unless ``obj`` (a loaded file with a ``format`` key) is a complete checkpoint."""
     if obj["format"] != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: unsupported checkpoint format {obj['format']!r}, "
                          f"expected {CHECKPOINT_FORMAT!r}")
@@ -98,41 +112,101 @@ def _check_format(path: str, obj: Dict[str, Any]) -> None:
         raise ValueError(f"{path}: corrupt checkpoint, missing keys {missing}")
 
 
+
+def model_from_checkpoint(path: str, obj: Dict[str, Any]) -> Tuple[nn.Sequential, Dict[str, Any]]:
+    """(model on the CPU in eval mode, info) of a loaded checkpoint ``obj`` (checked by :func:`check_format`)."""
+    from .user_model import load_weights
+
+    model = build_model(obj["arch"], obj["dataset"])
+    load_weights(model, obj["state_dict"], path, f"arch {obj['arch']} on {obj['dataset']}")
+    info = {k: obj[k] for k in _INFO_KEYS}
+    info["tensors"] = dict(obj.get("tensors") or {})
+    return model.eval(), info
+
+
+def check_normalize_matches(path: str, recorded: Tuple[Sequence[float], Sequence[float]], spec: Any,
+                            dataset: Optional[str], channels: Optional[int], option: str = "normalize") -> None:
+    """Raise ValueError unless ``spec`` asks for the normalisation ``recorded`` in the file.
+
+    The values are compared as float32, the dtype :class:`NormalizeLayer` stores them in.
+    """
+    from .user_model import describe_normalize, parse_normalize
+
+    try:
+        asked = parse_normalize(spec, dataset, channels, option)
+    except ValueError as e:  # e.g. `dataset` for a dataset without statistics
+        asked, why = None, str(e)
+    else:
+        why = None
+    rec = (torch.tensor(recorded[0], dtype=torch.float32), torch.tensor(recorded[1], dtype=torch.float32))
+
+    def same(values: Sequence[float], r: Tensor) -> bool:
+        a = torch.tensor(values, dtype=torch.float32)
+        return a.numel() in (1, r.numel()) and torch.equal(a.expand_as(r) if a.numel() == 1 else a, r)
+
+    if asked is not None and same(asked[0], rec[0]) and same(asked[1], rec[1]):
+        return
+    shown = describe_normalize({"mean": rec[0].tolist(), "std": rec[1].tolist()})
+    raise ValueError(f"{path}: the file records its normalisation ({shown}), which {option} {spec} "
+                     f"does not match{f' ({why})' if why else ''}; omit {option} to use the recorded one")
+
+
 def load_checkpoint(path: str, map_location: Any = "cpu", *, arch: Optional[str] = None,
-                    dataset: Optional[str] = None) -> Tuple[nn.Sequential, Dict[str, Any]]:
+                    dataset: Optional[str] = None, normalize: Any = None) -> Tuple[nn.Module, Dict[str, Any]]:
     """Rebuild a model from a checkpoint, in eval mode.
 
-    A raw ``state_dict`` file (of the full Sequential, or of the bare network, in
-    which case the dataset's normalisation stats are used) is accepted when both
-    ``arch`` and ``dataset`` are given.
+    A smoothcert checkpoint records its architecture, dataset and :class:`NormalizeLayer`;
+    ``arch``/``dataset``, when given, must match them, and so must ``normalize``.
+
+    A raw ``state_dict`` file (of the full Sequential of :func:`build_model`, or of the bare
+    network) is accepted when ``arch``, ``dataset`` and ``normalize`` are all given:
+    normalisation is never added unasked, since the network may normalise in its own
+    forward. ``normalize`` is ``"dataset"`` (the dataset's mean/std), ``"none"`` (the bare
+    network is returned) or ``(mean, std)`` per channel (or ``"m1,..,mC,s1,..,sC"``); a
+    state_dict of the full Sequential carries its own statistics, which must match.
 
     Returns:
         (model, info) where info has format, arch, dataset, num_classes, meta and tensors.
     """
+    from .. import data
+    from .user_model import load_weights, with_normalize
+
     path = os.fspath(path)
     obj = _read(path, map_location)
     if isinstance(obj, dict) and "format" in obj:
-        _check_format(path, obj)
+        check_format(path, obj)
         for key, given in (("arch", arch), ("dataset", dataset)):
             if given is not None and given != obj[key]:
                 raise ValueError(f"{path}: checkpoint has {key}={obj[key]!r}, caller asked {given!r}")
-        model = build_model(obj["arch"], obj["dataset"])
-        model.load_state_dict(obj["state_dict"], strict=True)
-        info = {k: obj[k] for k in _INFO_KEYS}
-        info["tensors"] = dict(obj.get("tensors") or {})
+        model, info = model_from_checkpoint(path, obj)
+        if normalize is not None:
+            check_normalize_matches(path, (model[0].mean.flatten().tolist(), model[0].std.flatten().tolist()),
+                                    normalize, obj["dataset"], None)
     elif (arch is not None and dataset is not None and isinstance(obj, dict)
           and all(isinstance(v, Tensor) for v in obj.values())):
-        model = build_model(arch, dataset)
+        if normalize is None:
+            raise ValueError(f"{path}: a raw state_dict needs normalize= ('dataset', 'none' or (mean, std)): "
+                             "none is added unasked, since the network may normalise in its own forward")
+        from .user_model import parse_normalize
+
+        stats = parse_normalize(normalize, dataset, data.input_shape(dataset)[0], "normalize")
+        full = build_model(arch, dataset)
         if "0.mean" in obj:
-            model.load_state_dict(obj, strict=True)
+            check_normalize_matches(path, (obj["0.mean"].flatten().tolist(), obj["0.std"].flatten().tolist()),
+                                    normalize, dataset, None)
+            load_weights(full, obj, path, f"arch {arch}")
+            model = full
         else:
-            model[1].load_state_dict(obj, strict=True)
+            load_weights(full[1], obj, path, f"arch {arch}")
+            model = with_normalize(full[1], stats)
         info = {"format": None, "arch": arch, "dataset": dataset,
                 "num_classes": data.num_classes(dataset), "meta": {}, "tensors": {}}
     else:
-        raise ValueError(_not_ours(path, obj) + "; for a raw state_dict pass arch= and dataset=")
+        raise ValueError(_not_ours(path, obj) + "; for a raw state_dict pass arch=, dataset= and normalize=")
     model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu")
     model.eval()
+    # every registry dataset is pixels in [0, 1]; certifiers check inputs against this
+    set_input_spec(model, data.input_shape(info["dataset"]), (0.0, 1.0))
     return model, info
 
 
@@ -153,7 +227,7 @@ def checkpoint_info(path: str) -> Dict[str, Any]:
     obj = _read(path, "cpu", mmap=True)
     if not (isinstance(obj, dict) and "format" in obj):
         raise ValueError(_not_ours(path, obj))
-    _check_format(path, obj)
+    check_format(path, obj)
     info = {k: obj[k] for k in _INFO_KEYS}
     info["tensors"] = dict(obj.get("tensors") or {})
     return info

@@ -6,6 +6,7 @@ from typing import Optional, Tuple
 
 import torch
 
+from ..utils.arrays import as_tensor
 from .checks import check_finite
 
 Margins = Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -48,6 +49,9 @@ def ball_margin(queries: torch.Tensor, memory: torch.Tensor, radius: torch.Tenso
     """
     if p not in (1, 2):
         raise ValueError(f"p (the norm) must be 1 or 2, got {p!r}")
+    queries, memory = as_tensor(queries, "queries"), as_tensor(memory, "memory")
+    radius, mem_class = as_tensor(radius, "radius"), as_tensor(mem_class, "mem_class")
+    query_class = as_tensor(query_class, "query_class")
     B, N = queries.shape[0], memory.shape[0]
     if tuple(queries.shape[1:]) != tuple(memory.shape[1:]):
         raise ValueError(f"queries have element shape {list(queries.shape[1:])} but stored points "

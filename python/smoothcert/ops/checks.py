@@ -18,6 +18,15 @@ def check_int(name: str, value, minimum: int) -> int:
     return int(value)
 
 
+def check_seed(value, name: str = "seed") -> int:
+    """``int(value)``, or ValueError unless it is an integer in ``[0, 2^64)``: the Philox key is
+    64 bits, and reducing a larger seed modulo 2^64 would make two seeds give the same noise."""
+    seed = check_int(name, value, 0)
+    if seed >= (1 << 64):
+        raise ValueError(f"{name} must lie in [0, 2^64) (the Philox key is 64 bits), got {seed}")
+    return seed
+
+
 def check_sigma(table: torch.Tensor) -> None:
     """Raises ValueError unless every sigma is finite and > 0 (one host sync)."""
     if table.numel() == 0:
@@ -46,8 +55,6 @@ def check_unit_interval(x: torch.Tensor, what: str = "input") -> None:
 def check_ids(ids: torch.Tensor) -> None:
     if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= ID_LIMIT):
         raise ValueError(f"input indices must lie in [0, 2^32), got range [{int(ids.min())}, {int(ids.max())}]")
-
-
 
 
 def check_grid(x: torch.Tensor, q: int, what: str = "input") -> torch.Tensor:

@@ -8,6 +8,7 @@ import functools
 import numpy as np
 import torch
 
+from ..utils.arrays import as_tensor
 from .checks import check_grid, check_int
 from .streams import DSSN_OFFSET_STREAM
 
@@ -40,6 +41,7 @@ def dssn_batch(x: torch.Tensor, v: torch.Tensor, offsets: torch.Tensor, levels: 
     if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1:
         raise ValueError(f"L (levels) must be an integer >= 1, got {levels!r}")
     levels, q = int(levels), int(q)
+    x, v, offsets = as_tensor(x, "x"), as_tensor(v, "v"), as_tensor(offsets, "offsets")
     if (mean is None) != (std is None):
         raise ValueError("dssn_batch: give both mean and std (fused normalisation), or neither")
     if offsets.dim() == 1:

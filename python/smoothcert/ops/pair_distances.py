@@ -7,6 +7,7 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
+from ..utils.arrays import as_tensor
 from .checks import check_finite
 
 
@@ -39,6 +40,8 @@ def pair_distances(rows: torch.Tensor, cols: torch.Tensor, reach_rows: torch.Ten
     Returns:
         ``[B, N]`` float64 on the points' device.
     """
+    rows, cols = as_tensor(rows, "rows"), as_tensor(cols, "cols")
+    reach_rows, reach_cols = as_tensor(reach_rows, "reach_rows"), as_tensor(reach_cols, "reach_cols")
     B, N = rows.shape[0], cols.shape[0]
     if tuple(rows.shape[1:]) != tuple(cols.shape[1:]):
         raise ValueError(f"row points have element shape {list(rows.shape[1:])} but column points "

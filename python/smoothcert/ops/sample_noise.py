@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from typing import Optional, Union
 
+import numpy as np
 import torch
+
+from ..utils.arrays import as_tensor
 
 from .checks import check_finite, check_ids, check_sigma, check_unit_interval
 from .streams import ESTIMATION_STREAM
@@ -32,6 +35,8 @@ def sigma_table(sigma: Union[float, torch.Tensor], x: torch.Tensor) -> torch.Ten
     D = 1
     for s in S:
         D *= s
+    if isinstance(sigma, np.ndarray) or hasattr(sigma, "__dlpack__"):
+        sigma = as_tensor(sigma, "sigma")
     if not isinstance(sigma, torch.Tensor):
         sigma = torch.tensor(float(sigma))
     shape = tuple(sigma.shape)
@@ -107,7 +112,13 @@ def sample_noise(
 
 def prepare_call(x: torch.Tensor, sigma, samples: int, ids: Optional[torch.Tensor], sample_start: int, seed: int,
                  noise: str, validate: bool):
-    """The checks of the sampler wrappers: ``(x float32, ids [B], sigma table)``."""
+    """The checks of the sampler wrappers: ``(x float32, ids [B], sigma table)``; ``x``, ``ids``
+    and ``sigma`` may be NumPy or DLPack arrays (:func:`smoothcert.utils.arrays.as_tensor`)."""
+    x = as_tensor(x, "x")
+    if ids is not None:
+        ids = as_tensor(ids, "ids")
+        if ids.is_floating_point() or ids.dtype == torch.bool:
+            raise ValueError(f"ids must be integers, got dtype {ids.dtype}")
     if samples < 0 or sample_start < 0:
         raise ValueError(f"samples and sample_start must be >= 0, got {samples} and {sample_start}")
     if not 0 <= seed < (1 << 64):
@@ -133,6 +144,8 @@ def sample_noise_table(x: torch.Tensor, ids: torch.Tensor, table: torch.Tensor, 
     """:func:`sample_noise` without value checks, for callers that checked once:
     ``x`` float32 ``[B, *S]``, ``ids`` ``[B]`` int64, ``table`` from :func:`sigma_table`."""
     lo, hi = clamp if clamp is not None else (None, None)
+    if not 0 <= seed < (1 << 64):  # a wider seed would wrap onto another one
+        raise ValueError(f"seed must lie in [0, 2^64), got {seed}")
     seed_signed = seed - (1 << 64) if seed >= (1 << 63) else seed
     return torch.ops.smoothcert.sample_noise.default(
         x, ids, table, samples, sample_start, seed_signed, stream, NOISE_KINDS[noise], antithetic,

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from .. import ops
-from ..ops.checks import check_int
+from ..ops.checks import check_int, check_seed
 
 # App. B of the paper: inputs per step, Adam lr, lr decay per sub-epoch, c0 grid step,
 # sub-epochs per c0, and the units its sigma values are in. n0 = 32 draws (paper §5).
@@ -83,7 +83,7 @@ class FitConfig:
                 raise ValueError(f"{name} must be finite and > 0, got {v!r}")
         for name in ("batch_size", "samples", "sub_epochs"):
             check_int(name, getattr(self, name), 1)
-        check_int("seed", self.seed, 0)
+        check_seed(self.seed)
         if self.param not in PARAMS:
             raise ValueError(f"param must be one of {PARAMS}, got {self.param!r}")
         if self.units not in UNITS:
