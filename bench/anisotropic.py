@@ -42,7 +42,7 @@ def noise_case(name, arch, dataset, B, n, batch, device, repeat):
     per = max(1, batch // B)
 
     def run(fam, table):
-        return lambda: fam._count(X, ids, table, n, ops.ESTIMATION_STREAM, batch)
+        return lambda: fam.sampler(ops.ESTIMATION_STREAM, batch).draw(X, ids, table, n)
 
     def sampler(table):
         return lambda: ops.sample_noise_table(X, ids, table, per, sample_start=0, seed=3, stream=1)

@@ -17,7 +17,7 @@ def test_every_registered_family_implements_the_interface():
     assert {"gaussian", "uniform", "ssn", "dssn"} <= set(FAMILIES)
     for name, cls in FAMILIES.items():
         assert issubclass(cls, SmoothingFamily), name
-        for method in ("columns", "certify_group", "config", "from_args"):
+        for method in ("column_types", "certify_group", "config", "from_args"):
             assert getattr(cls, method) is not getattr(SmoothingFamily, method), (name, method)
 
 
@@ -41,22 +41,13 @@ def test_families_certify_through_the_interface(name, tmp_path):
 
 @register_family("test-antithetic-gaussian")
 class _Antithetic(Smooth):
-    """A family defined outside the package: Gaussian votes on antithetic pairs."""
+    """A family defined outside the package: Gaussian votes on antithetic pairs (a noise
+    kind of the engine), with one more column."""
 
-    def _count(self, X, ids, table, num, stream, batch_size):
-        from smoothcert import ops
-        from smoothcert.certify.engine import vote
+    NOISE = "antithetic-gaussian"
 
-        counts = torch.zeros(X.shape[0], self.num_classes, dtype=torch.long)
-        nonfinite = torch.zeros(X.shape[0], dtype=torch.long)
-        for b in range(X.shape[0]):
-            batch = ops.sample_noise_table(X[b:b + 1], ids[b:b + 1], table[:1], num, sample_start=0, seed=self.seed,
-                                           stream=stream, antithetic=True)
-            vote(self.base_classifier, batch, num, counts[b:b + 1], nonfinite[b:b + 1], self.num_classes)
-        return counts
-
-    def columns(self):
-        return super().columns() + ["pairs"]
+    def column_types(self):
+        return {**super().column_types(), "pairs": int}
 
     def certify_group(self, X, ids, budget):
         res = super().certify_group(X, ids, budget)

@@ -20,8 +20,8 @@ from smoothcert.certify import SplitSmooth, UniformSmooth
 from smoothcert.ops import dssn_offsets, dssn_training_offsets
 from smoothcert.stats.l1 import dssn_levels
 
-HEADER = PREFIX + CertifyResult.COLUMNS
-DSSN_HEADER = PREFIX + DssnResult.COLUMNS
+HEADER = PREFIX + list(CertifyResult.COLUMNS)
+DSSN_HEADER = PREFIX + list(DssnResult.COLUMNS)
 
 
 class QuantLinear(torch.nn.Module):

@@ -114,8 +114,8 @@ def test_selection_is_on_the_grid_and_matches_select_sigma(reference):
     stage1, _ = models.load_checkpoint(out + ".pretrain")
     split = digits()
     ids = torch.tensor([0, 5, 77, 130, 191])
-    want = select_sigma(Smooth(stage1, 10, sigma=0.15, seed=0), split.x[ids].float(), ids, grid, 32, 0.001, 100,
-                        stream=ops.TRAIN_SAMPLEWISE_STREAM, labels=split.y[ids])
+    want = select_sigma(Smooth(stage1, 10, sigma=0.15, seed=0).sampler(ops.TRAIN_SAMPLEWISE_STREAM, 100),
+                        split.x[ids].float(), ids, grid, 32, 0.001, labels=split.y[ids])
     assert torch.equal(want.choice, sel.choice[ids]) and torch.equal(want.best, sel.best[ids])
     # Eq. 5 itself: the largest R*h, where R*h > 0 only where the label is the top class.
     assert torch.equal(want.choice, want.radius.argmax(1))

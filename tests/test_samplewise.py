@@ -46,10 +46,10 @@ def test_selection_matches_a_per_sigma_brute_force(digits_model):
     X, ids = split.x[:12].float(), torch.arange(12)
     grid = sigma_grid(0.1, 0.6)
     base = Smooth(digits_model, 10, 0.25, seed=3)
-    sel = select_sigma(base, X, ids, grid, 64, 0.001, 500)
+    sel = select_sigma(base.sampler(ops.SAMPLEWISE_STREAM, 500), X, ids, grid, 64, 0.001)
     for t, s in enumerate(grid.tolist()):
         # The copies at sigma s are the ones a fixed-sigma count on the selection stream draws.
-        counts = base._count(X, ids, torch.full((12, 1), s), 64, ops.SAMPLEWISE_STREAM, 200)
+        counts = base.sampler(ops.SAMPLEWISE_STREAM, 200).draw(X, ids, torch.full((12, 1), s), 64)
         top = counts.argmax(1)
         k = counts.gather(1, top.view(-1, 1)).view(-1).numpy()
         p = np.asarray(stats.clopper_pearson_lower(k, 64, 0.001))
@@ -69,12 +69,12 @@ def test_training_rule_uses_the_label_and_falls_back_to_the_smallest_sigma(digit
     grid = sigma_grid(0.1, 0.6)
     base = Smooth(digits_model, 10, 0.25, seed=3)
     wrong = (split.y[:16] + 1) % 10
-    sel = select_sigma(base, X, ids, grid, 64, 0.001, 500, stream=ops.TRAIN_SAMPLEWISE_STREAM, labels=wrong)
+    sel = select_sigma(base.sampler(ops.TRAIN_SAMPLEWISE_STREAM, 500), X, ids, grid, 64, 0.001, labels=wrong)
     assert bool((sel.top == wrong.view(-1, 1)).all())
     # A wrong label is never the top class of a confident model: R * h = 0, smallest sigma.
     zero = sel.radius.sum(1) == 0
     assert zero.sum() >= 12 and bool((sel.choice[zero] == 0).all())
-    right = select_sigma(base, X, ids, grid, 64, 0.001, 500, stream=ops.TRAIN_SAMPLEWISE_STREAM, labels=split.y[:16])
+    right = select_sigma(base.sampler(ops.TRAIN_SAMPLEWISE_STREAM, 500), X, ids, grid, 64, 0.001, labels=split.y[:16])
     assert (right.radius.sum(1) > 0).sum() >= 12
 
 

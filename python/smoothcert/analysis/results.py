@@ -1,31 +1,56 @@
 """Reading result TSVs: smoothcert's (docs/formats.md) and Cohen et al.'s six-column ``certify.py`` output."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
 REQUIRED = ("idx", "label", "predict", "radius", "correct", "time")
-INT_COLS = ("idx", "label", "predict", "correct", "count_a", "n", "n_pairs", "dim", "grad_vacuous", "count_s",
-            "count_n", "count_x", "symmetric", "rank", "region", "degree", "own_class", "capped", "inherited")
-FLOAT_COLS = ("radius", "time", "pa_lower", "sigma")
+PREFIX_TYPES = {"idx": "int", "label": "int", "predict": "int", "radius": "float", "correct": "int", "time": "float"}
 COHEN_KIND = "fixed-sigma (Cohen TSV)"
 # Files that carry more than one certificate per row (e.g. data-dependent sigma:
 # the memory-based one in the prefix, beside it "dd_*" and "fixed_*") name the
 # others' columns <view>_predict, <view>_radius, <view>_certificate.
-VIEW_INT_SUFFIXES = ("_predict", "_count_a", "_partner", "_n")
-VIEW_FLOAT_SUFFIXES = ("_radius", "_pa_lower")
-FLOAT_EXTRA = ("sigma0", "sigma_star", "normalized_radius", "o_ca", "r_geo", "r_linf", "sigma_min", "sigma_mean",
-               "sigma_geomean", "r_two_sided", "dot_sum", "grad_sq_raw", "grad_sq_margin", "grad_upper", "g_max",
-               "a_prime", "cs_lower", "cn_lower", "radius_cap", "sigma_used", "t_select", "t_certify", "t_fixed")
 
 
-def _is_int(name: str) -> bool:
-    return name in INT_COLS or name.endswith(VIEW_INT_SUFFIXES)
+def column_types(path: Path, header: list, rows: list) -> dict:
+    """``{column: "int" | "float" | "str"}``: as the file's sidecar declares them (the family
+    that wrote it declares its columns), else -- a file without one, e.g. Cohen et al.'s
+    ``certify.py`` output -- the prefix's types and, for any other column, the narrowest type
+    that every value parses as."""
+    declared = {}
+    side = Path(str(path) + ".json")
+    if side.exists():
+        try:
+            with open(side, encoding="utf-8") as f:
+                obj = json.load(f)
+            if isinstance(obj, dict) and isinstance(obj.get("columns"), dict):
+                declared = {k: v for k, v in obj["columns"].items() if v in ("int", "float", "str")}
+        except (OSError, ValueError):
+            declared = {}
+    out = {}
+    for j, name in enumerate(header):
+        if name in declared:
+            out[name] = declared[name]
+        elif name in PREFIX_TYPES:
+            out[name] = PREFIX_TYPES[name]
+        else:
+            out[name] = _infer([r[j].strip() for _, r in rows])
+    return out
 
 
-def _is_float(name: str) -> bool:
-    return name in FLOAT_COLS or name in FLOAT_EXTRA or name.endswith(VIEW_FLOAT_SUFFIXES)
+def _infer(values: list) -> str:
+    if not values:
+        return "str"
+    for kind, conv in (("int", int), ("float", float)):
+        try:
+            for v in values:
+                conv(v)
+            return kind
+        except ValueError:
+            continue
+    return "str"
 
 
 def certificate_views(d: dict) -> list:
@@ -63,9 +88,9 @@ def _parse_int(s: str) -> int:
 def load_results(path) -> dict[str, np.ndarray]:
     """Read a result TSV into ``{column: array of shape (rows,)}``.
 
-    Integer columns (idx, label, predict, correct, count_a, n, and *_predict, *_count_a,
-    *_partner) are int64, radius/time/pa_lower/sigma (and *_radius, *_pa_lower, sigma0,
-    sigma_star) float64, anything else (certificate, norm, unknown columns) str.  ``#`` lines and blank
+    Column types come from :func:`column_types` (the sidecar's declaration, else the values):
+    ``int`` columns are int64, ``float`` ones float64 (``time`` also reads Cohen's
+    ``H:MM:SS.ffffff``), ``str`` ones str.  ``#`` lines and blank
     lines are skipped; the first other line is the header.  A header-only file gives zero rows.
     Raises ValueError naming the file and line for malformed input, a duplicated ``idx``, or a
     certified row (predict != -1, in any certificate's view) whose radius is NaN, inf or negative.
@@ -94,12 +119,13 @@ def load_results(path) -> dict[str, np.ndarray]:
     if header is None:
         raise ValueError(f"{path}: no header line (empty file)")
     out: dict[str, np.ndarray] = {}
+    types = column_types(path, header, rows)
     for j, name in enumerate(header):
-        if _is_int(name):
-            conv, dtype = _parse_int, np.int64
-        elif name == "time":
+        if name == "time":
             conv, dtype = _parse_time, np.float64
-        elif _is_float(name):
+        elif types[name] == "int":
+            conv, dtype = _parse_int, np.int64
+        elif types[name] == "float":
             conv, dtype = float, np.float64
         else:
             out[name] = np.array([r[j].strip() for _, r in rows], dtype=str)

@@ -24,8 +24,8 @@ import torch
 
 from ..sigma.sigma_file import check_sigma_tensor, load_sigma
 from ..stats import ellipsoid
-from .engine import check_alpha, one_input
-from .family import Budget, register_sigma_mode
+from ..engine import check_alpha, one_input
+from .family import Budget, register_sigma_mode, require
 from .gaussian import Smooth
 from .results import CertifyResult
 
@@ -53,8 +53,9 @@ class AnisotropicResult:
     certificate: str = "anisotropic"
     norm: str = "l2"
 
-    COLUMNS = ["count_a", "n", "pa_lower", "normalized_radius", "o_ca", "r_geo", "r_linf", "sigma_min",
-               "sigma_mean", "sigma_geomean", "certificate", "norm"]
+    COLUMNS = {"count_a": int, "n": int, "pa_lower": float, "normalized_radius": float, "o_ca": float,
+               "r_geo": float, "r_linf": float, "sigma_min": float, "sigma_mean": float, "sigma_geomean": float,
+               "certificate": str, "norm": str}
 
     @property
     def prediction(self) -> torch.Tensor:
@@ -120,7 +121,7 @@ class AnisotropicSmooth(Smooth):
                 *, index: Optional[int] = None) -> Tuple[int, float]:
         """One input ``S``: ``(class, R)`` -- the normalised radius of the certified ellipsoid
         (``||delta / sigma||_2 < R``); ``(ABSTAIN, 0.0)`` on abstain."""
-        res = self.certify_batch(one_input(x), n0, n, alpha, batch_size, indices=self._index(index))
+        res = self.certify_batch(one_input(x), n0, n, alpha, batch_size, indices=self.input_index(index))
         return int(res.prediction[0]), float(res.normalized_radius[0])
 
     def contains(self, delta: torch.Tensor, R) -> torch.Tensor:
@@ -135,8 +136,8 @@ class AnisotropicSmooth(Smooth):
 
     # ----------------------------------------------------------- family interface
 
-    def columns(self) -> List[str]:
-        return list(AnisotropicResult.COLUMNS) + (["r_two_sided"] if self.two_sided else [])
+    def column_types(self) -> Dict[str, type]:
+        return {**AnisotropicResult.COLUMNS, **({"r_two_sided": float} if self.two_sided else {})}
 
     def certify_group(self, X, ids, budget: Budget) -> AnisotropicResult:
         return self.certify_batch(X, budget.n0, budget.n, budget.alpha, budget.batch_size, indices=ids)
@@ -179,8 +180,7 @@ class AnisotropicSmooth(Smooth):
                              "Certify another split (fit-sigma fits on train)")
         # The base family only lends its classifier, seed and dtype; it is built at sigma's mean.
         base = make_base(sigma=ellipsoid.SigmaSummary(sigma).mean)
-        if getattr(base, "NOISE", None) != "gaussian" or base.NORM != "l2":
-            raise ValueError(f"--sigma-file certifies Gaussian noise (ellipsoids); --noise {args.noise} is not")
+        require(base, "--sigma-file", noise="gaussian", norm="l2")
         with open(args.sigma_file, "rb") as f:
             source = f"{args.sigma_file} sha256:{hashlib.sha256(f.read()).hexdigest()}"
         return cls(base.base_classifier, base.num_classes, sigma, seed=base.seed, out_dtype=base.out_dtype,
@@ -189,11 +189,11 @@ class AnisotropicSmooth(Smooth):
 
     # ----------------------------------------------------------------- internals
 
-    def _prepare(self, X: torch.Tensor, indices):
+    def prepare(self, X: torch.Tensor, indices):
         if isinstance(X, torch.Tensor) and tuple(X.shape[1:]) != tuple(self.sigma.shape):
             raise ValueError(f"inputs must be [B, *S] with S = sigma's shape {list(self.sigma.shape)}, "
                              f"got {list(X.shape)}")
-        return super()._prepare(X, indices)
+        return super().prepare(X, indices)
 
     def _extend(self, base: CertifyResult) -> AnisotropicResult:
         s = self.summary_stats

@@ -23,9 +23,9 @@ import torch
 
 from .. import ops
 from ..sigma import OptimizeSigma
-from .engine import one_input
-from .family import Budget, SmoothingFamily, register_sigma_mode
-from .gaussian import Smooth
+from ..engine import one_input
+from .family import Budget, SmoothingFamily, register_sigma_mode, require
+from .monte_carlo import MonteCarloFamily
 from .memory import Memory, MemoryResult
 from .results import CertifyResult
 
@@ -54,9 +54,10 @@ class DdrsResult:
     certificate: str = "memory"
     norm: str = "l2"
 
-    COLUMNS = ["certificate", "norm", "memory_case", "memory_partner", "dd_predict", "dd_radius",
-               "dd_certificate", "sigma_star", "dd_count_a", "dd_pa_lower", "fixed_predict", "fixed_radius",
-               "fixed_certificate", "sigma0", "fixed_count_a", "fixed_pa_lower", "n", "sigma_clipped"]
+    COLUMNS = {"certificate": str, "norm": str, "memory_case": str, "memory_partner": int, "dd_predict": int,
+               "dd_radius": float, "dd_certificate": str, "sigma_star": float, "dd_count_a": int,
+               "dd_pa_lower": float, "fixed_predict": int, "fixed_radius": float, "fixed_certificate": str,
+               "sigma0": float, "fixed_count_a": int, "fixed_pa_lower": float, "n": int, "sigma_clipped": int}
 
     def fields(self, k: int) -> List[Any]:
         dd, fx = self.data_dependent, self.fixed
@@ -85,13 +86,10 @@ class DataDependentSmooth(SmoothingFamily):
     dataset run: increasing dataset index).
     """
 
-    def __init__(self, base: Smooth, optimizer: Optional[OptimizeSigma] = None, *, memory: Optional[Memory] = None,
+    def __init__(self, base: MonteCarloFamily, optimizer: Optional[OptimizeSigma] = None, *, memory: Optional[Memory] = None,
                  memory_tol: float = 1e-6, case_a: str = "min", memory_source: Optional[str] = None,
                  memory_out: Optional[str] = None):
-        if not isinstance(base, Smooth) or base.NOISE not in ("gaussian", "uniform"):
-            raise ValueError("data-dependent sigma needs a Monte-Carlo family whose noise is differentiable in "
-                             "sigma: --noise gaussian (L2) or uniform (L1), got "
-                             f"{getattr(base, 'NOISE', type(base).__name__)}")
+        require(base, "data-dependent sigma", sigma_gradient=True)
         if isinstance(base.sigma, torch.Tensor) and base.sigma.numel() != 1:
             raise ValueError("the base family's sigma is sigma0, one number")
         self.base = base
@@ -112,8 +110,8 @@ class DataDependentSmooth(SmoothingFamily):
                       indices=None) -> DdrsResult:
         """Certifies ``X`` ``[B, *S]`` (resolved against the memory in order, then stored)."""
         base = self.base
-        n0, n, alpha, batch_size = base._check_budget(n0, n, alpha, batch_size)
-        X, ids, table0 = base._prepare(X, indices)
+        n0, n, alpha, batch_size = base.check_budget(n0, n, alpha, batch_size)
+        X, ids, table0 = base.prepare(X, indices)
         t0 = time.perf_counter()
         fixed = base.certify_table(X, ids, table0, n0, n, alpha, batch_size)
         opt = self.optimizer(base.base_classifier, X, self.sigma0, ids=ids, seed=base.seed, noise=base.NOISE,
@@ -135,13 +133,13 @@ class DataDependentSmooth(SmoothingFamily):
                 index: Optional[int] = None):
         """One input ``S``: ``(class, radius)`` of the memory-based certificate."""
         res = self.certify_batch(one_input(x), n0, n, alpha, batch_size,
-                                 indices=self.base._index(index))
+                                 indices=self.base.input_index(index))
         return int(res.prediction[0]), float(res.radius[0])
 
     # ----------------------------------------------------------- family interface
 
-    def columns(self) -> List[str]:
-        return list(DdrsResult.COLUMNS)
+    def column_types(self) -> Dict[str, type]:
+        return dict(DdrsResult.COLUMNS)
 
     def certify_group(self, X, ids, budget: Budget) -> DdrsResult:
         return self.certify_batch(X, budget.n0, budget.n, budget.alpha, budget.batch_size, indices=ids)

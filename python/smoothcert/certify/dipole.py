@@ -22,8 +22,8 @@ import torch
 
 from .. import ops
 from ..stats import dipole
-from .engine import check_nonfinite, chunks, even_batch, sub_table, vote
-from .family import Budget, register_certificate
+from ..engine import PairHits
+from .family import Budget, register_certificate, require
 from .gaussian import Smooth
 from .results import CertifyResult
 
@@ -53,9 +53,10 @@ class DipoleResult:
     certificate: str = "dipole"
     norm: str = "l2"
 
-    COLUMNS = ["count_s", "count_n", "count_x", "n_pairs", "cs_lower", "cn_lower", "symmetric", "sigma",
-               "certificate", "norm"]
-    FO_COLUMNS = ["fo_count_a", "fo_n", "fo_pa_lower", "fo_predict", "fo_radius", "fo_certificate"]
+    COLUMNS = {"count_s": int, "count_n": int, "count_x": int, "n_pairs": int, "cs_lower": float,
+               "cn_lower": float, "symmetric": int, "sigma": float, "certificate": str, "norm": str}
+    FO_COLUMNS = {"fo_count_a": int, "fo_n": int, "fo_pa_lower": float, "fo_predict": int, "fo_radius": float,
+                  "fo_certificate": str}
 
     @property
     def pa_lower(self) -> torch.Tensor:
@@ -97,20 +98,22 @@ class DipoleSmooth(Smooth):
             raise ValueError(f"dipole smoothing needs an even n (n/2 antithetic pairs), got n={n}")
         if table.shape[1] != 1:
             raise ValueError("dipole smoothing needs isotropic noise (one sigma per input), not a per-element sigma")
-        self._warn_small_n(n // 2, alpha / 2)  # n/2 pairs, each bound at alpha/2
+        self.warn_small_n(n // 2, alpha / 2)  # n/2 pairs, each bound at alpha/2
         fo = super().certify_table(X, ids, table, n0, n, alpha, batch_size) if self.first_order else None
         B = X.shape[0]
         if fo is not None:
             sel, seconds = fo.selection_counts, fo.seconds.clone()
             fo.certificate = "first-order"
         else:
-            sel, seconds = self._select(X, ids, table, n0, batch_size)
+            sel, seconds = self.select(X, ids, table, n0, batch_size)
         top = sel.argmax(dim=1)
         t0 = time.perf_counter()
-        cs, cn, cx = self._count_dipoles(X, ids, table, n, top.to(X.device), even_batch(batch_size))
+        pairs = PairHits(top.to(X.device))
+        self.sampler(ops.DIPOLE_STREAM, batch_size, noise="antithetic-gaussian").draw(X, ids, table, n, reducer=pairs)
+        cs, cn, cx = pairs.result()
         if B:
             seconds += (time.perf_counter() - t0) / B
-        sig = self._radius_sigma(table, B)
+        sig = self.radius_sigma(table, B)
         b = dipole.dipole_certify(cs.numpy(), cn.numpy(), cx.numpy(), n // 2, alpha, sig.numpy(),
                                   symmetric=self.symmetric)
         b = {k: np.asarray(v).reshape(-1) for k, v in b.items()}
@@ -119,30 +122,8 @@ class DipoleSmooth(Smooth):
                             count_x=cx, bounds=b, sigma=sig, seconds=seconds, n=n, symmetric=self.symmetric,
                             first_order=fo)
 
-    def _count_dipoles(self, X, ids, table, n: int, top: torch.Tensor, batch_size: int):
-        """``(count_s, count_n, count_x)`` ``[B]`` int64 over the n/2 antithetic pairs."""
-        B = X.shape[0]
-        c = torch.zeros(3, B, dtype=torch.long, device=X.device)
-        votes = torch.zeros(B, self.num_classes, dtype=torch.long, device=X.device)
-        nonfinite = torch.zeros(B, dtype=torch.long, device=X.device)
-        with torch.no_grad():
-            for i0, i1, start, m in chunks(B, n, batch_size):
-                batch = ops.sample_noise_table(
-                    X[i0:i1], ids[i0:i1], sub_table(table, i0, i1), m, sample_start=start, seed=self.seed,
-                    stream=ops.DIPOLE_STREAM, antithetic=True, clamp=self.clamp, out_dtype=self.out_dtype,
-                    channels_last=self.channels_last)
-                logits = vote(self.base_classifier, batch, m, votes[i0:i1], nonfinite[i0:i1], self.num_classes)
-                hit = logits.argmax(dim=1).view(i1 - i0, m // 2, 2) == top[i0:i1].view(-1, 1, 1)
-                plus, minus = hit[..., 0], hit[..., 1]
-                c[0, i0:i1] += (plus & minus).sum(dim=1)
-                c[1, i0:i1] += (plus & ~minus).sum(dim=1)
-                c[2, i0:i1] += (plus ^ minus).sum(dim=1)
-        check_nonfinite(nonfinite, n, ids)
-        c = c.cpu()
-        return c[0], c[1], c[2]
-
-    def columns(self) -> List[str]:
-        return DipoleResult.COLUMNS + (DipoleResult.FO_COLUMNS if self.first_order else [])
+    def column_types(self) -> Dict[str, type]:
+        return {**DipoleResult.COLUMNS, **(DipoleResult.FO_COLUMNS if self.first_order else {})}
 
     def config(self, budget: Budget) -> Dict[str, Any]:
         return {**super().config(budget), "certificate": "dipole", "symmetric": self.symmetric,
@@ -168,6 +149,7 @@ class DipoleSmooth(Smooth):
 
     @classmethod
     def from_args(cls, args, make_base) -> "DipoleSmooth":
-        return cls._from_gaussian_base(args, make_base, "--certificate dipole",
-                                       symmetric=bool(getattr(args, "dipole_symmetric", False)),
-                                       first_order=not getattr(args, "no_first_order", False))
+        base = make_base()
+        require(base, "--certificate dipole", noise="gaussian", norm="l2")
+        return cls.from_base(base, symmetric=bool(getattr(args, "dipole_symmetric", False)),
+                             first_order=not getattr(args, "no_first_order", False))

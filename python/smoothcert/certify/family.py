@@ -13,8 +13,9 @@ What a family decides:
 * how it draws or enumerates its classifier batches and which statistic it keeps
   (inside :meth:`SmoothingFamily.certify_group`);
 * how the counts become a certificate (the :class:`GroupResult` it returns);
-* what it writes to the result TSV after Cohen et al.'s six columns
-  (:meth:`SmoothingFamily.columns` and :meth:`GroupResult.fields`);
+* what it writes to the result TSV after Cohen et al.'s six columns, with their types
+  (:meth:`SmoothingFamily.column_types` and :meth:`GroupResult.fields`; the types go to the
+  sidecar, which :mod:`smoothcert.analysis` reads, so analysis never names a family's columns);
 * which settings determine its results (:meth:`SmoothingFamily.config`, stored in
   the TSV's sidecar and compared on resume), and any state it must rebuild to
   resume a run (:meth:`SmoothingFamily.resume`), and what it reports at the end
@@ -55,25 +56,49 @@ class GroupResult(Protocol):
         """The values of :meth:`SmoothingFamily.columns` for input ``k``."""
 
 
+# Cohen et al.'s six leading TSV columns and their types.
+PREFIX_TYPES: Dict[str, type] = {"idx": int, "label": int, "predict": int, "radius": float, "correct": int,
+                                 "time": float}
+
+
 class SmoothingFamily:
     """Base class of the smoothing families (see the module docstring).
 
-    Subclasses set :attr:`name` (the registry key, e.g. ``"gaussian"``) and
-    :attr:`NORM`, and implement the methods below.
+    Subclasses get :attr:`name` (the registry key, e.g. ``"gaussian"``) from their
+    registration, set the capability attributes below, and implement the methods.
+
+    Capabilities (what wrappers and certificates need of the family they build on, checked by
+    :func:`require`, never by comparing names or classes):
+
+    * :attr:`NORM` -- ``"l2"`` or ``"l1"``, the norm of the radius;
+    * :attr:`NOISE` -- the noise kind of :mod:`smoothcert.engine.noise` it samples (``""``
+      for a wrapper or a family that enumerates);
+    * :attr:`MONTE_CARLO` -- certifies from votes of noisy samples with Cohen et al.'s
+      protocol (:class:`~smoothcert.certify.monte_carlo.MonteCarloFamily`'s public methods);
+    * :attr:`SIGMA_GRADIENT` -- its noise is differentiable in sigma (data-dependent sigma
+      optimises sigma through it).
     """
 
     ABSTAIN: ClassVar[int] = -1
     name: ClassVar[str] = ""
     NORM: ClassVar[str] = "l2"
+    NOISE: ClassVar[str] = ""
+    MONTE_CARLO: ClassVar[bool] = False
+    SIGMA_GRADIENT: ClassVar[bool] = False
     GENERATOR: ClassVar[str] = ""  # how the noise is drawn, for the sidecar
     # A transductive family's certificates depend on the whole set of inputs: a
     # dataset run writes its per-input rows (:meth:`stage_columns`) to a stage file
     # and, once every input is done, the final rows from :meth:`allocate`.
     TRANSDUCTIVE: ClassVar[bool] = False
 
-    def columns(self) -> List[str]:
-        """TSV columns written after ``idx label predict radius correct time``."""
+    def column_types(self) -> Dict[str, type]:
+        """TSV columns written after ``idx label predict radius correct time``, in order, with
+        their types (``int``, ``float`` or ``str``)."""
         raise NotImplementedError
+
+    def columns(self) -> List[str]:
+        """The names of :meth:`column_types`."""
+        return list(self.column_types())
 
     def certify_group(self, X: torch.Tensor, ids: torch.Tensor, budget: Budget) -> GroupResult:
         """Certifies ``X`` ``[B, *S]`` whose dataset indices are ``ids`` ``[B]``."""
@@ -99,9 +124,13 @@ class SmoothingFamily:
         """Rebuilds the state of a stateful family from the completed rows of an
         interrupted run (``inputs(ids)`` returns their ``[len(ids), *S]`` inputs)."""
 
+    def stage_column_types(self) -> Dict[str, type]:
+        """Columns (with types) of a transductive family's per-input stage rows (after the prefix)."""
+        return self.column_types()
+
     def stage_columns(self) -> List[str]:
-        """Columns of a transductive family's per-input stage rows (after the six-column prefix)."""
-        return self.columns()
+        """The names of :meth:`stage_column_types`."""
+        return list(self.stage_column_types())
 
     def allocation_keys(self) -> List[str]:
         """Keys of :meth:`config` that only the transductive allocation reads (a stage file
@@ -146,8 +175,37 @@ def required_sigma(args: argparse.Namespace) -> float:
     return args.sigma
 
 
+def require(base: SmoothingFamily, what: str, *, noise: Optional[str] = None, norm: Optional[str] = None,
+            monte_carlo: bool = False, sigma_gradient: bool = False) -> None:
+    """Refuses a ``base`` family without the capabilities ``what`` (a wrapper, certificate or
+    option, e.g. ``"--certificate sos"``) needs, with one message naming both.
+
+    Args:
+        noise: the noise kind it must sample (e.g. ``"gaussian"``); norm: its radius' norm.
+        monte_carlo: it must offer :class:`~smoothcert.certify.monte_carlo.MonteCarloFamily`'s methods.
+        sigma_gradient: its noise must be differentiable in sigma.
+    """
+    got = f"--noise {getattr(base, 'name', '') or type(base).__name__}"
+    if sigma_gradient and not (getattr(base, "MONTE_CARLO", False) and getattr(base, "SIGMA_GRADIENT", False)):
+        able = [n for n, c in FAMILIES.items() if getattr(c, "MONTE_CARLO", False) and getattr(c, "SIGMA_GRADIENT", False)]
+        raise ValueError(f"{what} needs a Monte-Carlo family whose noise is differentiable in sigma "
+                         f"(--noise {' or '.join(able)}); {got} is not")
+    if monte_carlo and not getattr(base, "MONTE_CARLO", False):
+        raise ValueError(f"{what} needs a Monte-Carlo family (votes of noisy samples); {got} is not")
+    if noise is not None and (getattr(base, "NOISE", "") != noise or (norm is not None and base.NORM != norm)):
+        raise ValueError(f"{what} certifies {noise.capitalize()} noise ({(norm or base.NORM).upper()}); {got} is not")
+    if noise is None and norm is not None and getattr(base, "NORM", None) != norm:
+        raise ValueError(f"{what} certifies {norm.upper()} radii; {got} certifies {base.NORM.upper()}")
+
+
 FAMILIES: Dict[str, type] = {}
 SIGMA_MODES: Dict[str, Optional[type]] = {"fixed": None}
+
+
+def _name(cls: type, name: str) -> None:
+    # Registered subclasses get their own name; an unregistered one keeps its parent's.
+    if "name" not in cls.__dict__:
+        cls.name = name
 
 
 def register_family(name: str) -> Callable[[type], type]:
@@ -156,6 +214,7 @@ def register_family(name: str) -> Callable[[type], type]:
         if name in FAMILIES and FAMILIES[name] is not cls:
             raise ValueError(f"smoothing family {name!r} is already registered ({FAMILIES[name].__name__})")
         FAMILIES[name] = cls
+        _name(cls, name)
         return cls
     return deco
 
@@ -170,6 +229,7 @@ def register_sigma_mode(name: str) -> Callable[[type], type]:
     ``--sigma-mode`` is not given if ``cls.IMPLIED_BY_OPTIONS`` is true."""
     def deco(cls: type) -> type:
         SIGMA_MODES[name] = cls
+        _name(cls, name)
         return cls
     return deco
 
@@ -188,6 +248,7 @@ def register_certificate(name: str) -> Callable[[type], type]:
         if name in CERTIFICATES and CERTIFICATES[name] not in (None, cls):
             raise ValueError(f"certificate {name!r} is already registered")
         CERTIFICATES[name] = cls
+        _name(cls, name)
         return cls
     return deco
 

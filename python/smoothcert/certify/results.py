@@ -41,7 +41,7 @@ class CertifyResult:
     certificate: str = "fixed-sigma"
     norm: str = "l2"
 
-    COLUMNS = ["count_a", "n", "pa_lower", "sigma", "certificate", "norm"]
+    COLUMNS = {"count_a": int, "n": int, "pa_lower": float, "sigma": float, "certificate": str, "norm": str}
 
     def fields(self, k: int) -> List[Any]:
         """TSV values of :attr:`COLUMNS` for input ``k`` (floats by ``repr``: exact)."""

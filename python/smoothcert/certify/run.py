@@ -35,9 +35,9 @@ import torch
 
 from .._version import __version__
 from ..utils import progress as progress_bar
-from .family import Budget, SmoothingFamily
+from .family import PREFIX_TYPES, Budget, SmoothingFamily
 
-PREFIX = ["idx", "label", "predict", "radius", "correct", "time"]
+PREFIX = list(PREFIX_TYPES)
 
 
 def header_of(family: SmoothingFamily) -> List[str]:
@@ -190,8 +190,10 @@ def _locked(path: str):
             os.close(fd)
 
 
-def _side_record(config: Dict, family: SmoothingFamily) -> Dict[str, Any]:
-    return {"config": config, "generator": family.generator(), "smoothcert": __version__,
+def _side_record(config: Dict, family: SmoothingFamily, stage: bool = False) -> Dict[str, Any]:
+    types = family.stage_column_types() if stage else family.column_types()
+    columns = {name: t.__name__ for name, t in {**PREFIX_TYPES, **types}.items()}
+    return {"config": config, "generator": family.generator(), "columns": columns, "smoothcert": __version__,
             "torch": torch.__version__, "python": platform.python_version(), "format": "docs/formats.md"}
 
 
@@ -300,7 +302,7 @@ def certify_dataset(family: SmoothingFamily, x, y: torch.Tensor, indices: List[i
         if transductive:
             stage_config = {k: v for k, v in config.items() if k not in family.allocation_keys()}
             out_side = _record_if(_config_to_write(out, final, config), config, family)
-            row_side = _record_if(_config_to_write(rows_file, state, stage_config), stage_config, family)
+            row_side = _record_if(_config_to_write(rows_file, state, stage_config), stage_config, family, stage=True)
         else:
             row_side = _record_if(_config_to_write(out, state, config), config, family)
         rows = state.rows
@@ -330,8 +332,8 @@ def certify_dataset(family: SmoothingFamily, x, y: torch.Tensor, indices: List[i
     return written
 
 
-def _record_if(write: bool, config: Dict, family: SmoothingFamily) -> Optional[Dict[str, Any]]:
-    return _side_record(config, family) if write else None
+def _record_if(write: bool, config: Dict, family: SmoothingFamily, stage: bool = False) -> Optional[Dict[str, Any]]:
+    return _side_record(config, family, stage) if write else None
 
 
 def _write_rows(family, x, y, indices, todo, sink: _Appender, budget, progress, device) -> int:

@@ -31,8 +31,8 @@ from .. import ops
 from ..sigma.samplewise import check_grid_values, select_sigma, sigma_grid
 from ..utils import progress as progress_bar
 from . import regions as rg
-from .family import Budget, SmoothingFamily, register_sigma_mode
-from .gaussian import Smooth
+from .family import Budget, SmoothingFamily, register_sigma_mode, require
+from .monte_carlo import MonteCarloFamily
 from .results import CertifyResult
 
 
@@ -52,8 +52,9 @@ class StageResult:
     t_certify: torch.Tensor
     t_fixed: torch.Tensor
 
-    COLUMNS = ["sigma_star", "select_radius", "own_count_a", "own_pa_lower", "fixed_predict", "fixed_radius",
-               "fixed_count_a", "fixed_pa_lower", "sigma0", "n", "t_select", "t_certify", "t_fixed"]
+    COLUMNS = {"sigma_star": float, "select_radius": float, "own_count_a": int, "own_pa_lower": float,
+               "fixed_predict": int, "fixed_radius": float, "fixed_count_a": int, "fixed_pa_lower": float,
+               "sigma0": float, "n": int, "t_select": float, "t_certify": float, "t_fixed": float}
 
     def fields(self, k: int) -> List[Any]:
         o, f = self.own, self.fixed
@@ -72,10 +73,12 @@ class TransductiveResult:
     seconds: torch.Tensor
     rows: List[List[Any]]
 
-    COLUMNS = ["certificate", "norm", "rank", "region", "region_case", "region_radius", "radius_cap", "sigma_used",
-               "sigma_star", "select_radius", "degree", "own_class", "own_radius", "used_count_a", "used_pa_lower",
-               "fixed_predict", "fixed_radius", "fixed_certificate", "sigma0", "fixed_count_a", "fixed_pa_lower",
-               "n", "capped", "inherited"]
+    COLUMNS = {"certificate": str, "norm": str, "rank": int, "region": int, "region_case": str,
+               "region_radius": float, "radius_cap": float, "sigma_used": float, "sigma_star": float,
+               "select_radius": float, "degree": int, "own_class": int, "own_radius": float, "used_count_a": int,
+               "used_pa_lower": float, "fixed_predict": int, "fixed_radius": float, "fixed_certificate": str,
+               "sigma0": float, "fixed_count_a": int, "fixed_pa_lower": float, "n": int, "capped": int,
+               "inherited": int}
 
     def fields(self, k: int) -> List[Any]:
         return self.rows[k]
@@ -99,11 +102,9 @@ class SampleWiseSmooth(SmoothingFamily):
     TRANSDUCTIVE = True
     NORM = "l2"
 
-    def __init__(self, base: Smooth, grid, *, select_samples: int = 1000, regions: str = "greedy",
+    def __init__(self, base: MonteCarloFamily, grid, *, select_samples: int = 1000, regions: str = "greedy",
                  order: str = "ascending", lp_time_limit: Optional[float] = None, check: bool = True):
-        if not isinstance(base, Smooth) or base.NOISE != "gaussian":
-            raise ValueError("sample-wise smoothing certifies Gaussian noise (L2 regions); --noise "
-                             f"{getattr(base, 'NOISE', type(base).__name__)} is not")
+        require(base, "sample-wise smoothing", noise="gaussian", norm="l2")
         if isinstance(base.sigma, torch.Tensor) and base.sigma.numel() != 1:
             raise ValueError("the base family's sigma is sigma0 of the fixed-sigma certificate, one number")
         if regions not in ("greedy", "lp"):
@@ -120,16 +121,16 @@ class SampleWiseSmooth(SmoothingFamily):
 
     # ----------------------------------------------------------- phase 1
 
-    def stage_columns(self) -> List[str]:
-        return list(StageResult.COLUMNS)
+    def stage_column_types(self) -> Dict[str, type]:
+        return dict(StageResult.COLUMNS)
 
     def certify_group(self, X, ids, budget: Budget) -> StageResult:
         base = self.base
-        n0, n, alpha, batch = base._check_budget(budget.n0, budget.n, budget.alpha, budget.batch_size)
-        X, ids, table0 = base._prepare(X, ids)
+        n0, n, alpha, batch = base.check_budget(budget.n0, budget.n, budget.alpha, budget.batch_size)
+        X, ids, table0 = base.prepare(X, ids)
         B = X.shape[0]
         t0 = time.perf_counter()
-        sel = select_sigma(base, X, ids, self.grid, self.select_samples, alpha, batch)
+        sel = select_sigma(base.sampler(ops.SAMPLEWISE_STREAM, batch), X, ids, self.grid, self.select_samples, alpha, batch)
         t1 = time.perf_counter()
         own = base.certify_table(X, ids, sel.sigma.to(X.device, torch.float32).view(B, 1), n0, n, alpha, batch)
         t2 = time.perf_counter()
@@ -148,8 +149,8 @@ class SampleWiseSmooth(SmoothingFamily):
 
     # ----------------------------------------------------------- phase 2
 
-    def columns(self) -> List[str]:
-        return list(TransductiveResult.COLUMNS)
+    def column_types(self) -> Dict[str, type]:
+        return dict(TransductiveResult.COLUMNS)
 
     def allocate(self, rows: List[Dict[str, str]], inputs: Callable[[List[int]], torch.Tensor],
                  budget: Budget) -> TransductiveResult:
@@ -219,7 +220,7 @@ class SampleWiseSmooth(SmoothingFamily):
                 Xp = X[torch.from_numpy(part)]
                 idp = torch.tensor([ids[k] for k in part])
                 sig = torch.from_numpy(sig_star[alloc.inherit_from[part]]).float().view(-1, 1).to(Xp.device)
-                res = base.certify_table(*base._prepare(Xp, idp)[:2], sig, budget.n0, budget.n, budget.alpha,
+                res = base.certify_table(*base.prepare(Xp, idp)[:2], sig, budget.n0, budget.n, budget.alpha,
                                          budget.batch_size)
                 pred[part], r[part] = res.prediction.numpy(), res.radius.numpy()
                 used["count_a"][part], used["pa_lower"][part] = res.count_a.numpy(), res.pa_lower.numpy()

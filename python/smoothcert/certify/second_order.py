@@ -30,8 +30,8 @@ import torch
 
 from .. import ops, stats
 from ..stats import second_order as sos
-from .engine import check_nonfinite, chunks, even_batch, sub_table, vote
-from .family import Budget, register_certificate
+from ..engine import PairDotSums
+from .family import Budget, register_certificate, require
 from .gaussian import Smooth
 from .results import CertifyResult
 
@@ -70,9 +70,10 @@ class SecondOrderResult:
     certificate: str = "second-order"
     norm: str = "l2"
 
-    COLUMNS = ["count_a", "n", "pa_lower", "dot_sum", "n_pairs", "grad_sq_raw", "grad_sq_margin", "grad_upper",
-               "g_max", "grad_vacuous", "a_prime", "sigma", "dim", "certificate", "norm",
-               "fo_predict", "fo_radius", "fo_pa_lower", "fo_certificate"]
+    COLUMNS = {"count_a": int, "n": int, "pa_lower": float, "dot_sum": float, "n_pairs": int, "grad_sq_raw": float,
+               "grad_sq_margin": float, "grad_upper": float, "g_max": float, "grad_vacuous": int, "a_prime": float,
+               "sigma": float, "dim": int, "certificate": str, "norm": str, "fo_predict": int, "fo_radius": float,
+               "fo_pa_lower": float, "fo_certificate": str}
 
     @property
     def seconds(self) -> torch.Tensor:
@@ -109,7 +110,7 @@ class SecondOrderSmooth(Smooth):
         if table.shape[1] != 1:
             raise ValueError("second-order smoothing needs isotropic noise (one sigma per input), not a "
                              "per-element sigma")
-        self._warn_small_n(n, alpha / 2)
+        self.warn_small_n(n, alpha / 2)
         B = X.shape[0]
         dim = X[0].numel() if B else 1
         margin = float(sos.grad_sq_margin(max(1, n // 2), dim, alpha / 2))
@@ -118,14 +119,17 @@ class SecondOrderSmooth(Smooth):
                           f"every possible G_max^2 (1/(2 pi sigma^2)): the second-order certificate will be the "
                           f"first-order one at alpha/2. It needs n > {_pairs_needed(dim, alpha / 2) * 2:.3g}.",
                           stacklevel=3)
-        sel, seconds = self._select(X, ids, table, n0, batch_size)
+        sel, seconds = self.select(X, ids, table, n0, batch_size)
         top = sel.argmax(dim=1)
         t0 = time.perf_counter()
-        est, dots = self._count_pairs(X, ids, table, n, top.to(X.device), even_batch(batch_size))
+        pairs = PairDotSums(top.to(X.device))
+        est = self.sampler(ops.ESTIMATION_STREAM, batch_size, noise="gaussian-pairs").draw(
+            X, ids, table, n, reducer=pairs).cpu()
+        dots = pairs.result()
         if B:
             seconds += (time.perf_counter() - t0) / B
         count_a = est.gather(1, top.view(-1, 1)).view(-1)
-        sig = self._radius_sigma(table, B)
+        sig = self.radius_sigma(table, B)
         abstain, pa, radius = stats.certify_from_counts(count_a.numpy(), n, alpha, sig.numpy())
         fo_pred = torch.where(torch.as_tensor(abstain), torch.full_like(top, self.ABSTAIN), top)
         fo = CertifyResult(prediction=fo_pred, radius=torch.as_tensor(np.asarray(radius, np.float64)).view(-1),
@@ -139,36 +143,8 @@ class SecondOrderSmooth(Smooth):
         return SecondOrderResult(first_order=fo, prediction=pred, radius=torch.as_tensor(b["radius"]),
                                  dot_sum=dot_sum, bounds=b, dim=dim)
 
-    def _count_pairs(self, X, ids, table, n: int, top: torch.Tensor, batch_size: int):
-        """Votes ``[B, K]`` of the n estimation samples, and per input the exact integer
-        ``sum_j ceil(2^24 f_j f'_j z_j . z'_j)`` over its n/2 pairs (a list of ints)."""
-        B = X.shape[0]
-        counts = torch.zeros(B, self.num_classes, dtype=torch.long, device=X.device)
-        nonfinite = torch.zeros(B, dtype=torch.long, device=X.device)
-        # Per-batch int64 sums stay on the device (each is far from overflow); they are added
-        # as exact Python ints once at the end, so no forward batch waits for the host.
-        parts = []
-        scale = float(2 ** sos.DOT_SCALE_BITS)
-        with torch.no_grad():
-            for i0, i1, start, m in chunks(B, n, batch_size):
-                batch, dots = ops.sample_noise_pairs_table(
-                    X[i0:i1], ids[i0:i1], sub_table(table, i0, i1), m, sample_start=start, seed=self.seed,
-                    stream=ops.ESTIMATION_STREAM, clamp=self.clamp, out_dtype=self.out_dtype,
-                    channels_last=self.channels_last)
-                logits = vote(self.base_classifier, batch, m, counts[i0:i1], nonfinite[i0:i1], self.num_classes)
-                hits = logits.argmax(dim=1).view(i1 - i0, m // 2, 2) == top[i0:i1].view(-1, 1, 1)
-                both = hits.all(dim=2)
-                fixed = torch.ceil(torch.where(both, dots, torch.zeros_like(dots)) * scale).to(torch.long)
-                parts.append((i0, fixed.sum(dim=1)))
-        check_nonfinite(nonfinite, n, ids)
-        totals = [0] * B
-        for i0, sums in parts:
-            for k, v in enumerate(sums.tolist()):
-                totals[i0 + k] += v
-        return counts.cpu(), totals
-
-    def columns(self) -> List[str]:
-        return list(SecondOrderResult.COLUMNS)
+    def column_types(self) -> Dict[str, type]:
+        return dict(SecondOrderResult.COLUMNS)
 
     def config(self, budget: Budget) -> Dict[str, Any]:
         return {**super().config(budget), "certificate": "second-order"}
@@ -178,4 +154,6 @@ class SecondOrderSmooth(Smooth):
 
     @classmethod
     def from_args(cls, args, make_base) -> "SecondOrderSmooth":
-        return cls._from_gaussian_base(args, make_base, "--certificate sos")
+        base = make_base()
+        require(base, "--certificate sos", noise="gaussian", norm="l2")
+        return cls.from_base(base)

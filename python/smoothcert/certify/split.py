@@ -1,8 +1,8 @@
 """Splitting noise for L1: randomized SSN and deterministic SSN (DSSN).
 
 Levine & Feizi, "Improved, Deterministic Smoothing for L1 Certified Robustness"
-(ICML 2021); precise statement in ``shared/specs/seed-001-dssn.md``. sigma is
-the RMS of the noise throughout, ``lambda = sqrt(3) sigma``.
+(ICML 2021), Sec. 4 (SSN) and Sec. 4.1 (DSSN). sigma is the RMS of the noise
+throughout, ``lambda = sqrt(3) sigma``.
 
 * :class:`SsnSmooth` (``SplitSmooth(deterministic=False)``) -- independent
   splitting noise, Cohen-style Monte Carlo with the L1 radius
@@ -10,13 +10,15 @@ the RMS of the noise throughout, ``lambda = sqrt(3) sigma``.
   (:func:`smoothcert.stats.l1.ssn_slack`).
 * :class:`SplitSmooth` with ``deterministic=True`` (default) -- DSSN for inputs
   on the grid {0, 1/q, ..., 1}: all ``L = int(2 lambda q)`` split offsets are
-  enumerated with the fixed offset vector v (``numpy.random.RandomState(seed)
+  enumerated with the fixed offset vector v (``numpy.random.RandomState(offset_seed)
   .randint(L, size=d)``, C,H,W order), so the smoothed classifier and its
-  certificate are exact: no alpha, no failure probability, no abstention.
+  certificate are exact: no alpha, no failure probability, no abstention, and no
+  random draws (``seed``, the Philox key, does not apply).
 """
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
@@ -27,8 +29,8 @@ from .. import ops
 from ..ops.dssn_batch import dssn_offsets, dssn_training_offsets
 from ..stats import l1 as stats_l1
 from ..stats.l1 import dssn_levels
+from ..engine import DssnOffsets, Sampler, check_inputs, check_int, check_seed, groups, num_groups, one_input
 from ..utils import progress as progress_bar
-from .engine import check_inputs, check_int, check_nonfinite, check_seed, chunks, one_input, vote
 from .family import Budget, SmoothingFamily, register_family, required_sigma
 from .results import CertifyResult
 from .uniform import L1MonteCarlo
@@ -44,8 +46,8 @@ class SsnSmooth(L1MonteCarlo):
     NOISE = "ssn"
     GENERATOR = "Philox-4x32-10, split values uniform on 2^23 points (smoothcert)"
 
-    def _prepare(self, X, indices):
-        X, ids, table = super()._prepare(X, indices)
+    def prepare(self, X, indices):
+        X, ids, table = super().prepare(X, indices)
         ops.check_unit_interval(X)
         return X, ids, table
 
@@ -83,7 +85,8 @@ class DssnResult:
     certificate: str = "deterministic"
     norm: str = "l1"
 
-    COLUMNS = ["count_a", "count_b", "runner_up", "levels", "q", "grid_radius", "sigma", "certificate", "norm"]
+    COLUMNS = {"count_a": int, "count_b": int, "runner_up": int, "levels": int, "q": int, "grid_radius": int,
+               "sigma": float, "certificate": str, "norm": str}
 
     @property
     def samples(self) -> torch.Tensor:
@@ -123,13 +126,14 @@ class SplitSmooth(SmoothingFamily):
     DSSN_GENERATOR = "none: all L split offsets enumerated, v = numpy RandomState(offset_seed).randint(L, size=d)"
 
     def __init__(self, base_classifier: Callable[[torch.Tensor], torch.Tensor], num_classes: int, sigma: float, *,
-                 q: int = 255, seed: int = 0, deterministic: bool = True, quantize: bool = False,
-                 out_dtype: Optional[torch.dtype] = None, channels_last: bool = False, progress: bool = False,
-                 abstain: bool = False):
+                 q: int = 255, seed: int = 0, offset_seed: Optional[int] = None, deterministic: bool = True,
+                 quantize: bool = False, out_dtype: Optional[torch.dtype] = None, channels_last: bool = False,
+                 progress: bool = False, abstain: bool = False):
         self.base_classifier = base_classifier
         self.num_classes = check_int("num_classes", num_classes, 1)
         self.q = check_int("q", q, 1)
         self.seed = check_seed(seed)
+        self.offset_seed = self._offset_seed(bool(deterministic), self.seed, offset_seed)
         self.deterministic = bool(deterministic)
         self.quantize = bool(quantize)
         self.out_dtype = out_dtype
@@ -148,6 +152,25 @@ class SplitSmooth(SmoothingFamily):
             self._mc = SsnSmooth(base_classifier, num_classes, sigma, seed=seed, out_dtype=out_dtype,
                                  channels_last=channels_last, progress=progress, abstain=abstain)
             self.sigma = sigma
+
+    @staticmethod
+    def _offset_seed(deterministic: bool, seed: int, offset_seed: Optional[int]) -> Optional[int]:
+        if not deterministic:
+            if offset_seed is not None:
+                raise ValueError("offset_seed keys DSSN's offset vector (deterministic=True); randomized SSN draws "
+                                 "its noise from seed")
+            return None
+        if offset_seed is None:
+            if seed:
+                # Before offset_seed existed, DSSN read its offset seed from seed: keep those results.
+                warnings.warn("SplitSmooth(seed=...) as DSSN's offset seed is deprecated: pass offset_seed= "
+                              "(DSSN draws no random noise, so the Philox seed does not apply)",
+                              FutureWarning, stacklevel=3)
+            return seed
+        if seed:
+            raise ValueError(f"DSSN draws no random noise: seed={seed} (the Philox key) does not apply; "
+                             "offset_seed keys its offset vector")
+        return check_seed(offset_seed)
 
     @property
     def lam(self) -> float:
@@ -193,32 +216,24 @@ class SplitSmooth(SmoothingFamily):
         batch_size = check_int("batch_size", batch_size, 1)
         X = self._prepare(X)
         B, L = X.shape[0], self.levels
-        v = dssn_offsets(L, X[0].numel() if B else 1, self.seed).to(X.device)
-        counts = torch.zeros(B, self.num_classes, dtype=torch.long, device=X.device)
-        nonfinite = torch.zeros(B, dtype=torch.long, device=X.device)
+        ids = torch.arange(B) if indices is None else torch.as_tensor(indices).view(-1)  # names inputs in errors
+        v = dssn_offsets(L, X[0].numel() if B else 1, self.offset_seed).to(X.device)
+        sampler = Sampler(self.base_classifier, self.num_classes, noise=DssnOffsets(v, L, self.q),
+                          out_dtype=self.out_dtype, channels_last=self.channels_last, batch_size=batch_size)
+        counts = torch.zeros(B, self.num_classes, dtype=torch.long)
         seconds = torch.zeros(B, dtype=torch.float64)
-        work = list(chunks(B, L, batch_size))
+        work = groups(B, L, batch_size)
         if self.progress:
-            work = progress_bar(work, desc="smoothcert dssn", unit="batch")
-        with torch.no_grad():
-            for i0, i1, start, m in work:
-                if start == 0:
-                    t0 = time.perf_counter()
-                offsets = torch.arange(start, start + m, device=X.device).view(1, m)
-                batch = torch.ops.smoothcert.dssn_batch.default(X[i0:i1], v, offsets, L, self.q, None, None,
-                                                                self.out_dtype, self.channels_last)
-                vote(self.base_classifier, batch, m, counts[i0:i1], nonfinite[i0:i1], self.num_classes)
-                if start + m == L:  # the group's last batch: one sync per group, not per forward batch
-                    if X.is_cuda:
-                        torch.cuda.synchronize(X.device)
-                    seconds[i0:i1] = (time.perf_counter() - t0) / (i1 - i0)
-        check_nonfinite(nonfinite, L, torch.arange(B) if indices is None else torch.as_tensor(indices).view(-1))
-        counts = counts.cpu()
+            work = progress_bar(work, total=num_groups(B, L, batch_size), desc="smoothcert dssn", unit="group")
+        for g0, g1 in work:
+            t0 = time.perf_counter()
+            counts[g0:g1] = sampler.draw(X[g0:g1], ids[g0:g1], None, L).cpu()  # one sync per group
+            seconds[g0:g1] = (time.perf_counter() - t0) / (g1 - g0)
         cert = stats_l1.dssn_certificate(counts.numpy(), self.q)
         t = {k: torch.from_numpy(np.ascontiguousarray(val)) for k, val in cert.items()}
         return DssnResult(prediction=t["prediction"], radius=t["radius"], grid_radius=t["grid_radius"],
                           runner_up=t["runner_up"], count_a=t["count_a"], count_b=t["count_b"], counts=counts,
-                          seconds=seconds, levels=L, q=self.q, sigma=self.sigma, offset_seed=self.seed)
+                          seconds=seconds, levels=L, q=self.q, sigma=self.sigma, offset_seed=self.offset_seed)
 
     def predict_batch(self, X: torch.Tensor, n: Optional[int] = None, alpha: Optional[float] = None,
                       batch_size: int = 1000, *, indices=None):
@@ -259,8 +274,8 @@ class SplitSmooth(SmoothingFamily):
 
     # ----------------------------------------------------------- family interface
 
-    def columns(self) -> List[str]:
-        return list(DssnResult.COLUMNS) if self.deterministic else self._mc.columns()
+    def column_types(self) -> Dict[str, type]:
+        return dict(DssnResult.COLUMNS) if self.deterministic else self._mc.column_types()
 
     def certify_group(self, X: torch.Tensor, ids: torch.Tensor, budget: Budget):
         if self.deterministic:
@@ -279,7 +294,7 @@ class SplitSmooth(SmoothingFamily):
     def config(self, budget: Budget) -> Dict[str, Any]:
         if not self.deterministic:
             return self._mc.config(budget)
-        return {"sigma": self.sigma, "noise": "dssn", "abstain": False, "q": self.q, "offset_seed": self.seed,
+        return {"sigma": self.sigma, "noise": "dssn", "abstain": False, "q": self.q, "offset_seed": self.offset_seed,
                 "levels": self.levels, "quantize": self.quantize}
 
     def generator(self) -> str:
@@ -304,7 +319,10 @@ class SplitSmooth(SmoothingFamily):
                 print(f"note: model was trained with DSSN q={trained.get('q')} offset seed "
                       f"{trained.get('offset_seed')}; certifying with q={q} offset seed {offset_seed}",
                       file=sys.stderr)
-        smooth = cls(model, num_classes, required_sigma(args), q=q, seed=offset_seed, deterministic=True,
+        if getattr(args, "seed_given", False):
+            raise ValueError("--noise dssn draws no random noise: --seed (the Philox key) does not apply; "
+                             "--offset-seed keys the offset vector")
+        smooth = cls(model, num_classes, required_sigma(args), q=q, offset_seed=offset_seed, deterministic=True,
                      quantize=args.quantize, out_dtype=out_dtype)
         if trained.get("kind") == "dssn" and trained.get("levels") not in (None, smooth.levels):
             print(f"note: model was trained with L={trained['levels']} offsets (another sigma, so another v); "

@@ -18,10 +18,10 @@ import numpy as np
 from .. import stats
 from ..stats import l1 as stats_l1
 from .family import Budget, register_family, required_sigma
-from .gaussian import Smooth
+from .monte_carlo import MonteCarloFamily
 
 
-class L1MonteCarlo(Smooth):
+class L1MonteCarlo(MonteCarloFamily):
     """Cohen-style CERTIFY with an L1 radius ``2 lambda (pA_lower - 1/2)`` and, by default, no abstention."""
 
     NORM = "l1"
@@ -33,7 +33,8 @@ class L1MonteCarlo(Smooth):
     def _slack(self, dim: int, sigma: np.ndarray) -> np.ndarray:
         return np.zeros_like(sigma, dtype=np.float64)
 
-    def _certificate(self, count_a, n, alpha, sigma, dim):
+    def certificate(self, count_a, n, alpha, sigma, dim):
+        """L1 radius ``2 lambda (pA_lower - 1/2)`` (Levine & Feizi 2021, Sec. 3), less the slack."""
         pa = np.atleast_1d(np.asarray(stats.clopper_pearson_lower(count_a, n, alpha), dtype=np.float64))
         r = stats_l1.l1_radius(pa, sigma, slack=self._slack(dim, np.asarray(sigma, dtype=np.float64)))
         certified = r > 0
@@ -68,4 +69,5 @@ class UniformSmooth(L1MonteCarlo):
     """
 
     NOISE = "uniform"
+    SIGMA_GRADIENT = True
     GENERATOR = "Philox-4x32-10, uniform on 2^23 symmetric points (smoothcert)"

@@ -55,7 +55,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=1000, help="classifier batch size")
     p.add_argument("--skip", type=int, default=1, help="certify every skip-th input")
     p.add_argument("--max", type=int, default=-1, help="stop before this dataset index (-1: all)")
-    p.add_argument("--seed", type=int, default=0, help="noise seed (results depend on seed and index only)")
+    p.add_argument("--seed", type=int, default=None, help="Philox key of the noise (default 0; results depend on "
+                   "seed and index only); --noise dssn draws no noise and refuses it (see --offset-seed)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                    help="torch device of the model and the noise (cpu, cuda, cuda:1, ...)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
@@ -191,6 +192,9 @@ def run(args) -> int:
     from ..certify import Budget, certify_dataset
 
     dtype = getattr(torch, args.dtype)
+    args.seed_given = args.seed is not None  # a family whose noise is not random refuses a given seed
+    if args.seed is None:
+        args.seed = 0
     if os.path.isdir(args.out):
         raise ValueError(f"--out {args.out} is a directory; give the result file, e.g. {args.out}/results.tsv")
     device = check_device(args.device)

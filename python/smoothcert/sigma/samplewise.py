@@ -1,4 +1,5 @@
-"""Sample-wise sigma over a grid (seed-004 §1, ``shared/specs/seed-004-samplewise.md``).
+"""Sample-wise sigma over a grid (Wang et al., "Pretrain-to-Finetune Adversarial Training via
+Sample-wise Randomized Smoothing", Sec. 3, Eqs. 5 and 7).
 
 For every input and every grid sigma, ``samples`` noisy copies vote (their own
 noise stream, independent of the certification draws), and sigma is the grid
@@ -26,13 +27,14 @@ import torch
 from scipy import special
 
 from .. import ops, stats
+from ..engine import Sampler
 
 GRID_STEP = 0.05
 
 
 def sigma_grid(sigma_min: float, sigma_max: float, step: float = GRID_STEP, *,
                include_min: bool = False) -> torch.Tensor:
-    """Sigma = {t * step : t integer, sigma_min <= t step <= sigma_max} (seed-004 Eqs. 5, 7),
+    """Sigma = {t * step : t integer, sigma_min <= t step <= sigma_max} (Wang et al., Eqs. 5, 7),
     ascending float64; ``include_min`` prepends sigma_min when it is off the grid.
 
     Example: ``sigma_grid(0.12, 0.25)`` is ``[0.15, 0.20, 0.25]``."""
@@ -88,13 +90,14 @@ class GridSelection:
     samples: int
 
 
-def select_sigma(base, X: torch.Tensor, ids: torch.Tensor, grid: torch.Tensor, samples: int, alpha: float,
-                 batch_size: int, *, stream: int = ops.SAMPLEWISE_STREAM,
+def select_sigma(sampler: Sampler, X: torch.Tensor, ids: torch.Tensor, grid: torch.Tensor, samples: int,
+                 alpha: float, batch_size: Optional[int] = None, *, stream: Optional[int] = None,
                  labels: Optional[torch.Tensor] = None) -> GridSelection:
     """The sample-wise sigma of each input (module docstring).
 
     Args:
-        base: a Gaussian :class:`smoothcert.Smooth` (classifier, seed, dtype, clamp).
+        sampler: the :class:`smoothcert.engine.Sampler` of the Gaussian noise (classifier, seed,
+            dtype, clamp; its stream and batch size unless ``stream``/``batch_size`` are given).
         X: ``[B, *S]`` checked float32 inputs on the model's device; ids: ``[B]`` indices keying the noise.
         grid: ``[T]`` float64 from :func:`sigma_grid` / :func:`check_grid_values`.
         samples: draws per (input, sigma); alpha: level of the selection bound.
@@ -110,7 +113,10 @@ def select_sigma(base, X: torch.Tensor, ids: torch.Tensor, grid: torch.Tensor, s
     idr = ids.to(X.device).repeat_interleave(T)
     table = grid.to(X.device, torch.float32).repeat(B).view(B * T, 1)
     ops.check_sigma(table)
-    counts = base._count(Xr, idr, table, samples, stream, batch_size).cpu().view(B, T, -1)
+    changes = {k: v for k, v in (("stream", stream), ("batch_size", batch_size)) if v is not None}
+    if changes:
+        sampler = sampler.replace(**changes)
+    counts = sampler.draw(Xr, idr, table, samples).cpu().view(B, T, -1)
     top = counts.argmax(dim=2)  # ties to the lowest class
     if labels is not None:
         y = torch.as_tensor(labels).long().cpu().view(B, 1).expand(B, T)

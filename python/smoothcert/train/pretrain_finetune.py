@@ -38,6 +38,7 @@ from torch import Tensor
 
 from .. import ops
 from ..data import Split
+from ..engine import Sampler
 from ..sigma.samplewise import GRID_STEP, check_grid_values, select_sigma, sigma_grid
 from ..utils import safe_load
 from . import losses
@@ -255,10 +256,8 @@ def select_training_sigma(model: torch.nn.Module, split: Split, grid: Tensor, *,
         _write(p, {"format": SELECTION_FORMAT, "config": expect, "pretrain_sha256": sha, "done": upto,
                    "grid": grid, "choice": choice, "sigma": grid[choice].float(), "best": best})
 
-    from .. import Smooth
-
-    # sigma here is a placeholder: select_sigma passes its own per-row grid table.
-    base = Smooth(model.eval(), split.num_classes, sigma=float(grid[0]), seed=seed)
+    sampler = Sampler(model.eval(), split.num_classes, noise="gaussian", seed=seed,
+                      stream=ops.TRAIN_SAMPLEWISE_STREAM, batch_size=batch_size)
     bar = None
     if progress:
         from ..utils import progress as progress_bar
@@ -269,8 +268,7 @@ def select_training_sigma(model: torch.nn.Module, split: Split, grid: Tensor, *,
         i1 = min(N, i0 + chunk)
         X = split.x[i0:i1].to(device, torch.float32)
         ids = torch.arange(i0, i1, device=X.device)
-        sel = select_sigma(base, X, ids, grid, samples, alpha, batch_size, stream=ops.TRAIN_SAMPLEWISE_STREAM,
-                           labels=split.y[i0:i1])
+        sel = select_sigma(sampler, X, ids, grid, samples, alpha, labels=split.y[i0:i1])
         choice[i0:i1], best[i0:i1] = sel.choice, sel.best
         if partial is not None and i1 < N:
             record(partial, i1)

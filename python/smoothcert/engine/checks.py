@@ -1,20 +1,15 @@
-"""The shared Monte-Carlo engine: input checks, forward-batch packing and vote counting.
-
-Every smoothing family builds its classifier batches with a fused op
-(:func:`smoothcert.ops.sample_noise` or :func:`smoothcert.ops.dssn_batch`) and
-counts votes with :func:`smoothcert.ops.count_votes_` through :func:`vote`;
-:func:`chunks` packs ``inputs x samples`` into forward batches the same way for all.
-"""
+"""The checks every entry point of a family runs once per call, before the first forward:
+inputs (shape, dtype, device, range, finiteness), indices, alpha, sigma, seeds."""
 from __future__ import annotations
 
 import warnings
-from typing import Callable, Iterator, Optional, Tuple, Union
+from typing import Callable, Tuple
 
 import numpy as np
 import torch
 
 from .. import ops
-from ..ops.checks import check_int, check_seed  # noqa: F401  (re-exported for the families)
+from ..ops.checks import check_int, check_seed  # noqa: F401  (re-exported: the families' one import)
 from ..utils.arrays import as_tensor, input_spec
 
 
@@ -133,68 +128,8 @@ def check_model_device(model: Callable, device: torch.device) -> None:
                           "depend on the batch); call .eval() before certifying", stacklevel=4)
 
 
-def vote(model: Callable, batch: torch.Tensor, m: int, counts: torch.Tensor, nonfinite: torch.Tensor,
-         num_classes: int) -> torch.Tensor:
-    """Runs ``model`` on ``batch`` ``[G * m, *S]`` and adds each row's argmax to ``counts`` ``[G, K]``
-    (rows with NaN/inf logits are tallied in ``nonfinite`` ``[G]``); returns the logits
-    ``[G * m, K]`` for families that need each row's vote."""
-    try:
-        logits = model(batch)
-    except torch.OutOfMemoryError:
-        raise
-    except RuntimeError as e:
-        raise RuntimeError(f"the base classifier failed on a noisy batch of shape {list(batch.shape)} "
-                           f"(inputs of shape {list(batch.shape[1:])}; certify() takes one input, certify_batch() "
-                           f"[B, *input shape]): {e}") from e
-    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape != (batch.shape[0], num_classes):
-        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise ValueError(f"the base classifier must return logits of shape [{batch.shape[0]}, {num_classes}] "
-                         f"(batch, num_classes) for a batch of {batch.shape[0]}; got {shape}")
-    ops.count_votes_(logits, m, counts, nonfinite)
-    return logits
-
-
-def check_nonfinite(nonfinite: torch.Tensor, num: int, ids: torch.Tensor) -> None:
-    """Refuses votes of inputs whose classifier returned NaN/inf logits."""
-    if bool(nonfinite.any()):
-        i = int(nonfinite.nonzero()[0, 0])
-        raise ValueError(f"the base classifier returned NaN/inf logits for {int(nonfinite[i])} of {num} "
-                         f"noisy samples of input {int(ids[i])}; refusing to count their votes")
-
-
-def chunks(G: int, num: int, batch_size: int) -> Iterator[Tuple[int, int, int, int]]:
-    """(first input, end input, first sample, samples per input) of each forward batch."""
-    if num <= batch_size:
-        step = max(1, batch_size // num)
-        for i0 in range(0, G, step):
-            yield i0, min(G, i0 + step), 0, num
-    else:
-        for i in range(G):
-            for start in range(0, num, batch_size):
-                yield i, i + 1, start, min(batch_size, num - start)
-
-
-def groups(B: int, n: int, batch_size: int) -> Iterator[Tuple[int, int]]:
-    """Consecutive input groups, each small enough that its n samples of every input fill
-    about one forward batch (one input at a time when n > batch_size)."""
-    step = max(1, batch_size // n)
-    for g0 in range(0, B, step):
-        yield g0, min(B, g0 + step)
-
-
-def sub_table(table: torch.Tensor, g0: int, g1: int) -> torch.Tensor:
-    """Rows g0:g1 of a ``[1 | B, 1 | D]`` sigma table (a shared row stays shared)."""
-    return table[g0:g1] if table.shape[0] > 1 else table
-
-
 def check_finite_inputs(X: torch.Tensor) -> torch.Tensor:
     """``X`` as float32, refusing NaN/inf (one host sync)."""
     X = X.float()
     ops.check_finite(X, "input")
     return X
-
-
-def even_batch(batch_size: int) -> int:
-    """The largest even batch size <= ``batch_size`` (at least 2), so that :func:`chunks` keeps
-    samples ``2j, 2j+1`` of an input in one forward batch (pair-based families)."""
-    return max(2, batch_size - batch_size % 2)
