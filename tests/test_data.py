@@ -450,7 +450,8 @@ def test_imagenet_class_mismatch_and_corrupt_file(tmp_path):
 
 
 def test_certify_dataset_accepts_lazy_images(tmp_path):
-    from smoothcert.certify import Smooth, certify_dataset
+    from smoothcert.certify import Smooth
+    from smoothcert.drivers import certify_dataset
 
     make_imagenet(tmp_path, splits=("val",))
     s = data.load_dataset("imagenet", "test", tmp_path)

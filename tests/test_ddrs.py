@@ -71,7 +71,7 @@ class Recorder(torch.nn.Module):
 
 
 def test_noise_is_drawn_at_the_current_sigma_every_step():
-    # The published listing froze the noise scale at sigma0 (spec 1.4); here step k uses sigma_k.
+    # The published listing (Alfarra et al., App. A) froze the noise scale at sigma0; here step k uses sigma_k.
     model = Recorder(SoftLinear(6, 3, scale=2.0))
     X = torch.rand(2, 6, generator=gen(4))
     opt = OptimizeSigma(steps=3, lr=0.5, samples=4)
@@ -247,8 +247,8 @@ class Wavy(torch.nn.Module):
 
 
 def test_resumed_run_rebuilds_the_memory_when_its_cases_fired(tmp_path):
-    from smoothcert.certify import certify_dataset
-    from smoothcert.certify.run import header_of, read_rows
+    from smoothcert.drivers import certify_dataset
+    from smoothcert.drivers.dataset import header_of, read_rows
 
     X = torch.rand(60, 2, generator=gen(0)) * 3
     X[30:35] = X[0:5]  # duplicates

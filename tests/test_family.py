@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from smoothcert import certify, cli, data, models
-from smoothcert.certify import FAMILIES, Budget, Smooth, SmoothingFamily, certify_dataset, register_family
-from smoothcert.certify.run import PREFIX, header_of, read_rows
+from smoothcert.certify import FAMILIES, Budget, Smooth, SmoothingFamily, register_family
+from smoothcert.drivers import certify_dataset
+from smoothcert.drivers.dataset import PREFIX, header_of, read_rows
 from smoothcert.train import train_gaussian
 
 from helpers import LinearClassifier

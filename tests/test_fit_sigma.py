@@ -1,4 +1,4 @@
-"""Fitting a per-element sigma (seed-002 §2): the surrogate and its gradient through the
+"""Fitting a per-element sigma (Tecot et al., §4.2-§4.3 and Algorithm 1): the surrogate and its gradient through the
 fused sampler, the mask, the parametrisations, a fit that finds the ignored features,
 the resumable sweep, sigma files, sensitivity maps, the blanket filter and the CLI."""
 import json
@@ -15,7 +15,7 @@ from smoothcert.analysis.volume import blanket_filter, certified_accuracy_at_vol
 from smoothcert.ops import reference
 from smoothcert.sigma import FitConfig, SigmaParameter, load_sigma, save_sigma, surrogate
 from smoothcert.sigma.fit import fit_sub_epoch
-from smoothcert.sigma.sweep import fit_sigma_sweep
+from smoothcert.drivers.fit_sigma import fit_sigma_sweep
 
 from helpers import gen
 
@@ -139,7 +139,7 @@ def test_sweep_record_files_and_resume(tmp_path, monkeypatch):
         assert meta["fit"]["val_indices"] == [160, 200] and meta["fit"]["fit_indices"] == [0, 160]
         assert not os.path.exists(tmp_path / "a" / f"c0_{c0}" / "sigma_e2.png")  # 3x4: no map
     # interrupted in the second c0's first pass, then rerun: the same record and sigma
-    import smoothcert.sigma.sweep as sweep
+    import smoothcert.drivers.fit_sigma as sweep
 
     real, calls = sweep.fit_sub_epoch, []
 

@@ -1,4 +1,5 @@
-"""The L1 certification API (Levine & Feizi 2021, shared/specs/seed-001-dssn.md §3, §8, §9):
+"""The L1 certification API (Levine & Feizi 2021, §4.1 and Corollary 1; tie-breaks and the offset
+vector's seed follow the authors' released code, choices of this library where the paper is silent):
 DSSN certificate arithmetic (ties, floor, K / q never rounded up), the L rule and the offset
 vector, determinism, bad input, the Monte-Carlo warning, the ``certify --noise`` CLI and
 training with L1 noise. Soundness itself is in test_l1_soundness.py."""
@@ -15,7 +16,7 @@ from smoothcert import cli, data, models, ops, stats
 from smoothcert import train as training
 from smoothcert.stats import l1 as stats_l1
 from smoothcert.certify import CertifyResult, DssnResult
-from smoothcert.certify.run import PREFIX
+from smoothcert.drivers.dataset import PREFIX
 from smoothcert.certify import SplitSmooth, UniformSmooth
 from smoothcert.ops import dssn_offsets, dssn_training_offsets
 from smoothcert.stats.l1 import dssn_levels
@@ -76,7 +77,8 @@ def test_dssn_certificate_hand_cases(counts, A, B, K):
 
 
 def _brute_K(row):
-    """Largest j with A kept when j votes move from A to each other class (§3.3 derivation)."""
+    """Largest j with A kept when j votes move from A to each other class (the vote-moving argument
+    behind the DSSN certificate)."""
     a = max(range(len(row)), key=lambda c: (row[c], -c))
     j = 0
     while j + 1 <= row[a] and all(row[a] - (j + 1) > row[c] + (j + 1) or

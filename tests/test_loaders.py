@@ -11,7 +11,7 @@ from smoothcert.certify import Memory
 from smoothcert.certify.memory import MEMORY_FORMAT
 from smoothcert.cli.train import _load_sigma_table
 from smoothcert.sigma import load_sigma, save_sigma
-from smoothcert.sigma.sweep import STATE, _load_state
+from smoothcert.drivers.fit_sigma import STATE, _load_state
 from smoothcert.train import TrainConfig, train
 from smoothcert.train.pretrain_finetune import SELECTION_FORMAT, _load_selection
 from smoothcert.utils.safe_load import load_weights_only

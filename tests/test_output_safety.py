@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from smoothcert import cli
-from smoothcert.certify import FAMILIES, Budget, Smooth, certify_dataset
-from smoothcert.certify.run import lock_path
+from smoothcert.certify import FAMILIES, Budget, Smooth
+from smoothcert.drivers import certify_dataset
+from smoothcert.drivers.dataset import lock_path
 from smoothcert.cli import analyze as analyze_cli
 
 from helpers import LinearClassifier

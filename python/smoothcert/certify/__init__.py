@@ -12,7 +12,6 @@
   certificate of :mod:`.memory`;
 * :mod:`.samplewise` -- sample-wise sigma over a grid (``--sigma-mode samplewise``) certified
   with the transductive robust regions of :mod:`.regions` (greedy scan or LP);
-* :mod:`.run` -- certifying a dataset into a resumable TSV.
 
 Importing this package registers every family.
 """
@@ -24,7 +23,6 @@ from .family import (CERTIFICATES, FAMILIES, SIGMA_MODES, Budget, SmoothingFamil
 from .gaussian import Smooth
 from .memory import Memory, MemoryResult
 from .results import CertifyResult, PredictResult
-from .run import certify_dataset
 from .samplewise import SampleWiseSmooth
 from .second_order import SecondOrderResult, SecondOrderSmooth
 from .split import DssnResult, SplitSmooth, SsnSmooth, dssn_offsets, dssn_training_offsets
@@ -32,5 +30,5 @@ from .uniform import UniformSmooth
 
 __all__ = ["CERTIFICATES", "SampleWiseSmooth", "register_certificate", "DipoleResult", "DipoleSmooth", "SecondOrderResult",
            "SecondOrderSmooth", "AnisotropicResult", "AnisotropicSmooth", "DataDependentSmooth", "DdrsResult", "Memory", "MemoryResult", "FAMILIES", "SIGMA_MODES", "Budget", "SmoothingFamily", "register_family", "register_sigma_mode",
-           "Smooth", "CertifyResult", "PredictResult", "certify_dataset", "DssnResult", "SplitSmooth",
+           "Smooth", "CertifyResult", "PredictResult", "DssnResult", "SplitSmooth",
            "SsnSmooth", "UniformSmooth", "dssn_offsets", "dssn_training_offsets"]

@@ -3,7 +3,7 @@
 A family is one way of smoothing a classifier and certifying it: Gaussian
 (:class:`~smoothcert.certify.gaussian.Smooth`), uniform, splitting noise, DSSN,
 and wrappers such as data-dependent sigma with its memory. The dataset runner
-(:func:`smoothcert.certify.run.certify_dataset`) and the CLI only talk to this
+(:func:`smoothcert.drivers.certify_dataset`) and the CLI only talk to this
 interface, so a new family is one module that subclasses :class:`SmoothingFamily`
 and registers itself with :func:`register_family` (or :func:`register_sigma_mode`
 for a wrapper around another family).

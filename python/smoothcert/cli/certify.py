@@ -189,7 +189,8 @@ def run(args) -> int:
     import os
 
     from .. import data, models
-    from ..certify import Budget, certify_dataset
+    from ..certify import Budget
+    from ..drivers import certify_dataset
 
     dtype = getattr(torch, args.dtype)
     args.seed_given = args.seed is not None  # a family whose noise is not random refuses a given seed

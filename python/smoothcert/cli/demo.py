@@ -13,7 +13,8 @@ import time
 import torch
 
 from .. import analysis, data, models
-from ..certify import Smooth, certify_dataset
+from ..certify import Smooth
+from ..drivers import certify_dataset
 from ..train import train_gaussian
 
 SIGMAS = (0.25, 0.5)

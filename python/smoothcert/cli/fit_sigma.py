@@ -65,7 +65,7 @@ def run(args) -> int:
     from .. import data, models
     from ..analysis.volume import plot_accuracy_vs_volume
     from ..sigma.fit import DATASET_DEFAULTS, GENERIC_DEFAULTS, FitConfig
-    from ..sigma.sweep import fit_sigma_sweep
+    from ..drivers.fit_sigma import fit_sigma_sweep
 
     d = DATASET_DEFAULTS.get(args.dataset, GENERIC_DEFAULTS)
     units = args.units or d["units"]

@@ -25,8 +25,8 @@ import torch
 
 from ..utils import progress as progress_bar
 from ..utils.safe_load import bad_file, describe, is_int, load_weights_only, require_keys, require_tensor
-from .fit import FitConfig, SigmaParameter, fit_sub_epoch, frozen
-from .sigma_file import save_sigma
+from ..sigma.fit import FitConfig, SigmaParameter, fit_sub_epoch, frozen
+from ..sigma.sigma_file import save_sigma
 
 STATE = "fit_state.pt"
 RECORD = "fit.json"

@@ -35,7 +35,7 @@ import torch
 
 from .._version import __version__
 from ..utils import progress as progress_bar
-from .family import PREFIX_TYPES, Budget, SmoothingFamily
+from ..certify.family import PREFIX_TYPES, Budget, SmoothingFamily
 
 PREFIX = list(PREFIX_TYPES)
 
