@@ -372,7 +372,7 @@ def test_cli_dssn(dssn_checkpoint, tmp_path, capsys):
     h = {name: i for i, name in enumerate(DSSN_HEADER)}
     split = data.load_dataset("digits", "test")
     model, _ = models.load_checkpoint(dssn_checkpoint)
-    direct = SplitSmooth(model, 10, 0.25, q=16, seed=3).certify_batch(split.x[0:30:3], batch_size=400)
+    direct = SplitSmooth(model, 10, 0.25, q=16, offset_seed=3).certify_batch(split.x[0:30:3], batch_size=400)
     for k, r in enumerate(rows[1:]):
         assert r[h["certificate"]] == "deterministic" and r[h["norm"]] == "l1"
         assert int(r[h["levels"]]) == 13 and int(r[h["q"]]) == 16 and float(r[h["sigma"]]) == 0.25

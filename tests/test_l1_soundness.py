@@ -1,20 +1,23 @@
-"""Soundness of the L1 certificates (Levine & Feizi 2021, shared/specs/seed-001-dssn.md).
+"""Soundness of the L1 certificates (Levine & Feizi 2021, ICML).
 
-* DSSN (§3): on a small quantised domain (d = 2, 3; q = 8 and q = 5) the smoothed
+* DSSN (§4.1): on a small quantised domain (d = 2, 3; q = 8 and q = 5) the smoothed
   classifier is computed exactly by enumerating all L split offsets with the
-  spec's formulas (§2.1 / §2.2, written here in integers, independently of the
-  library), compared with the kernel's twin and with ``SplitSmooth``, and every
-  grid point within the certified L1 distance K / q (inclusive) is checked to get
-  the same smoothed prediction. Both branches (L < q and L >= q), several offset
-  seeds and several random base classifiers with many decision boundaries.
-* The counting argument behind it (§3.1 / §8.7): a step of one grid unit in one
-  coordinate changes the noisy coordinate for at most one offset (exactly one when L >= q).
-* Independent SSN (§2.3): Monte-Carlo estimates match the closed-form / quadrature
-  smoothed probability, the radius is the spec's formula minus the sampler slack,
-  and the true smoothed classifier keeps its prediction within the radius.
-* Uniform noise (§1): radius against scipy's Clopper-Pearson bound, no-abstain /
+  paper's formulas (Corollary 1: Eq. 14, and Eqs. 47-48 of App. A for the general case;
+  written here in integers, independently of the library), compared with the kernel's
+  twin and with ``SplitSmooth``, and every grid point within the certified L1 distance
+  K / q (inclusive) is checked to get the same smoothed prediction. Both branches
+  (L < q and L >= q), several offset seeds and several random base classifiers with
+  many decision boundaries.
+* The counting argument behind it (Corollary 1's proof, §4.1 and App. A): a step of one
+  grid unit in one coordinate changes the noisy coordinate for at most one offset
+  (exactly one when L >= q).
+* Independent SSN (randomized SSN with independent split values, §5 and Fig. 8):
+  Monte-Carlo estimates match the closed-form / quadrature smoothed probability, the
+  radius is the paper's formula minus the sampler slack, and the true smoothed
+  classifier keeps its prediction within the radius.
+* Uniform noise (Theorem 1, §3): radius against scipy's Clopper-Pearson bound, no-abstain /
   abstain conventions, and a statistical check against the closed form.
-* Proposition 1 (§4): correlated uniform noise breaks the Lipschitz bound; the
+* Proposition 1 (§4.2.2): correlated uniform noise breaks the Lipschitz bound; the
   library's independent noise respects it.
 """
 import itertools
@@ -46,7 +49,8 @@ def sigma_for_levels(L: int, q: int) -> float:
 def spec_noise_units(X: np.ndarray, v: np.ndarray, L: int, q: int) -> np.ndarray:
     """Noisy inputs of every grid input for every offset b, in units of 1/(4q).
 
-    Written from seed-001 §2.2 / §3.2 with exact integers: split value
+    Written from Levine & Feizi's Corollary 1 (general case, App. A) and §4.1 (Eqs. 17-18) with
+    exact integers: split value
     ``s_i = ((v_i + b) mod L + 1/2) / q`` (``S = 2k + 1`` in units of 1/(2q)),
     period ``2 lambda' = L / q`` (``P = 2L``), ``m = ceil((x - s) / (2 lambda'))``,
     ``upper = min(2 lambda' m + s, 1)``, ``lower = max(2 lambda' (m - 1) + s, 0)``,
@@ -67,7 +71,7 @@ def spec_noise_units(X: np.ndarray, v: np.ndarray, L: int, q: int) -> np.ndarray
     upper = np.minimum(P * m + S, 2 * q)
     lower = np.maximum(P * (m - 1) + S, 0)
     out = upper + lower
-    if L >= q:  # §2.1 form: x~ = (min(s, 1) + [x > s]) / 2
+    if L >= q:  # the lambda >= 1/2 form (Corollary 1, Eq. 14): x~ = (min(s, 1) + [x > s]) / 2
         first = np.minimum(S, 2 * q) + 2 * q * (X2 > S)
         np.testing.assert_array_equal(out, np.broadcast_to(first, out.shape))
     return out
@@ -122,7 +126,8 @@ class LookupClassifier(torch.nn.Module):
 
 def brute_force_grid_radius(counts: np.ndarray) -> np.ndarray:
     """Largest j such that moving j votes from A to any c != A (j to each) keeps A
-    (ties to the lowest index); from §3.3's derivation, not its closed form."""
+    (ties to the lowest index); from the vote-moving argument behind the certificate (each changed
+    noisy input moves at most one vote), not from its closed form."""
     counts = np.asarray(counts, dtype=np.int64)
     N, C = counts.shape
     a = np.argmax(counts, axis=1)
@@ -149,7 +154,7 @@ def _exhaustive_dssn_check(d: int, q: int, L: int, kind: str, clf_seed: int, off
     v = dssn_offsets(L, d, offset_seed)
     np.testing.assert_array_equal(v.numpy(), np.random.RandomState(offset_seed).randint(L, size=d))
 
-    # exact smoothed votes from the spec's formula, all L offsets
+    # exact smoothed votes from the paper's formula (spec_noise_units), all L offsets
     Z = spec_noise_units(pts, v.numpy(), L, q)                              # [N, L, d]
     # the twin of the kernel gives the same noisy inputs (nearest float32 to Z / (4q); on a subset for speed)
     sub = np.arange(len(pts)) if len(pts) <= 100 else np.random.RandomState(L).choice(len(pts), 100, replace=False)
@@ -199,7 +204,7 @@ def test_dssn_exhaustive_soundness(d, q, L, kind, offset_seed):
 
 @pytest.mark.parametrize("q,Ls", [(8, list(range(1, 21))), (255, [50, 132, 220, 254, 255, 256, 441])])
 def test_dssn_offsets_changing_a_coordinate(q, Ls):
-    """§3.1 / §8.7: for grid X, X' the number of offsets b for which the noisy coordinate
+    """Corollary 1's proof: for grid X, X' the number of offsets b for which the noisy coordinate
     differs is <= |X - X'|, and equal to it when L >= q (the kernel, d = 1, v = 0).
     Every X against every X' for q = 8; every X against 40 X' for q = 255."""
     X = torch.arange(q + 1, dtype=torch.float32).view(-1, 1) / q
@@ -213,7 +218,7 @@ def test_dssn_offsets_changing_a_coordinate(q, Ls):
             assert torch.equal(changed, diff.abs()), L
         else:
             assert (changed < diff.abs()).any(), L  # lambda < 1/2: some steps change no offset
-        # the kernel's values are exactly the spec's formula (nearest float32 to a multiple of 1/(4q))
+        # the kernel's values are exactly the paper's formula (nearest float32 to a multiple of 1/(4q))
         spec = spec_noise_units(np.arange(q + 1).reshape(-1, 1), np.zeros(1, dtype=np.int64), L, q)[..., 0]
         assert torch.equal(out, torch.from_numpy(spec).float() / (4 * q))
 
@@ -235,7 +240,8 @@ class Threshold(torch.nn.Module):
 
 
 def ssn_value(x, s, lam):
-    """§2.2 in float64: midpoint of the piece of [0, 1] holding x between cuts s + 2 lambda n."""
+    """Theorem 2, general case (§4.3), in float64: midpoint of the piece of [0, 1] holding x
+    between cuts s + 2 lambda n."""
     two = 2 * lam
     m = np.ceil((x - s) / two)
     return 0.5 * (np.minimum(two * m + s, 1.0) + np.maximum(two * (m - 1) + s, 0.0))
@@ -256,7 +262,7 @@ def ssn_slack(d: int, sigma: float) -> float:
 
 
 def test_ssn_quadrature_oracle_matches_closed_form():
-    """The oracle itself: for lambda >= 1/2 (§2.1) P(x~_1 > 1/2) = P(s < x) = x / (2 lambda)."""
+    """The oracle itself: for lambda >= 1/2 (Theorem 2, Eq. 7) P(x~_1 > 1/2) = P(s < x) = x / (2 lambda)."""
     for lam in (0.5, 0.65, 1.3):
         for x in (0.0, 0.1, 0.37, 0.9, 1.0):
             assert ssn_p1(x, lam) == pytest.approx(x / (2 * lam), abs=1e-4)
@@ -317,7 +323,7 @@ def test_ssn_montecarlo_certificate(sigma):
 
 
 def test_ssn_sampler_law():
-    """Independent SSN samples (the kernel) have the §2.1 law for lambda >= 1/2 and agree
+    """Independent SSN samples (the kernel) have Theorem 2's law (Eq. 7) for lambda >= 1/2 and agree
     with the twin; every element gets its own split value."""
     sigma, x = 0.375, 0.3
     lam = SQRT3 * sigma
@@ -396,7 +402,7 @@ def test_uniform_radius_from_scipy_for_many_counts():
 
 
 def test_proposition1_correlated_uniform_noise_breaks_lipschitz():
-    """§4: eps_2 = eps_1 ~ U(-1/2, 1/2), f = 1[z_1 - z_2 > 0.4]: p(0.8, 0.2) = 1 but
+    """Proposition 1 (§4.2.2): eps_2 = eps_1 ~ U(-1/2, 1/2), f = 1[z_1 - z_2 > 0.4]: p(0.8, 0.2) = 1 but
     p(0.6, 0.4) = 0 at L1 distance 0.4 < 2 lambda = 1. The library's independent noise
     gives 0.68 and 0.32 (triangular eps_1 - eps_2): |dp| = 0.36 <= 0.4 / (2 lambda)."""
     sigma = 0.5 / SQRT3

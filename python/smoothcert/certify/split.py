@@ -309,6 +309,12 @@ class SplitSmooth(SmoothingFamily):
                             help="dssn: round off-grid inputs to the grid instead of refusing them")
 
     @classmethod
+    def options_given(cls, args) -> List[str]:
+        given = [("--q", getattr(args, "q", None) is not None), ("--offset-seed", getattr(args, "offset_seed", None)
+                 is not None), ("--quantize", bool(getattr(args, "quantize", False)))]
+        return [flag for flag, g in given if g]
+
+    @classmethod
     def from_args(cls, args, model, num_classes, trained, out_dtype):
         import sys
 

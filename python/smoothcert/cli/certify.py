@@ -84,6 +84,10 @@ def build_family(args, model, num_classes: int, info: dict, out_dtype):
     if trained.get("kind", "gaussian") != args.noise:
         print(f"note: model was trained with {trained.get('kind', 'gaussian')} noise, certifying with "
               f"{args.noise}", file=sys.stderr)
+    for name, other in FAMILIES.items():
+        given = other.options_given(args) if name != args.noise and other is not FAMILIES[args.noise] else []
+        if given:
+            raise ValueError(f"{', '.join(given)} belong to --noise {name}, but --noise is {args.noise}")
     for name, other in SIGMA_MODES.items():
         given = other.options_given(args) if other is not None and name != args.sigma_mode else []
         if given:
