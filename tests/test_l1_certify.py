@@ -189,7 +189,7 @@ def test_dssn_counts_independent_of_batching_and_order():
         assert sm.predict(X[i], batch_size=13) == int(ref.prediction[i])
     assert torch.equal(sm.predict_batch(X), ref.prediction)
     # the counts are the votes over all L offsets with v of the seed (another seed, other counts)
-    other = SplitSmooth(f, 3, 0.1, seed=1).certify_batch(X, batch_size=10_000)
+    other = SplitSmooth(f, 3, 0.1, offset_seed=1).certify_batch(X, batch_size=10_000)
     assert not torch.equal(other.counts, ref.counts) and other.offset_seed == 1
     v = dssn_offsets(88, 16, 0)
     votes = f(ops.dssn_batch(X, v, torch.arange(88), 88, 255)).argmax(1).view(5, 88)
