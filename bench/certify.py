@@ -7,7 +7,11 @@ For one model, n, batch size and dtype, measured in one run:
       argmax, copy to host, count in Python), written out below as the baseline.
 Reports overhead = (b)/(a) and speedup = (b)/(c), as ratios of samples/s.
 
-    python bench/certify.py --device cpu [--quick] [--json out.json]
+A second table times the engine's memory-format option on a conv model: smoothcert with the
+noisy batch written in channels_last (NHWC) order and the model converted once, against the
+contiguous layout, interleaved in one run; it also checks that both give the same counts.
+
+    python bench/certify.py --device cpu [--quick] [--threads 1] [--json out.json]
 """
 from __future__ import annotations
 
@@ -90,13 +94,39 @@ def run_case(name, arch, dataset, device, n, n0, images, batch, repeat, dtype, c
             "speedup": rate["smoothcert"] / rate["classic"]}
 
 
+def memory_format_case(arch, dataset, device, n, n0, images, batch, repeat):
+    """Samples/s of ``certify_batch`` with contiguous and channels_last batches (same weights),
+    their ratio, and whether every count agrees."""
+    import copy
+
+    torch.manual_seed(0)
+    model = build(arch, dataset).to(device).eval()
+    model_cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    C, H, W = smoothcert.data.input_shape(dataset)
+    X = torch.rand(images, C, H, W, device=device)
+    plain = smoothcert.Smooth(model, 10, 0.25)
+    nhwc = smoothcert.Smooth(model_cl, 10, 0.25, channels_last=True)
+    a, b = plain.certify_batch(X, n0, n, 0.001, batch), nhwc.certify_batch(X, n0, n, 0.001, batch)
+    same = bool(torch.equal(a.counts, b.counts) and torch.equal(a.selection_counts, b.selection_counts))
+    t_plain, t_nhwc = timed_interleaved([lambda: plain.certify_batch(X, n0, n, 0.001, batch),
+                                         lambda: nhwc.certify_batch(X, n0, n, 0.001, batch)], device, repeat)
+    total = images * (n0 + n)
+    return {"case": f"{arch}-{dataset}", "device": device, "n": n, "batch": batch, "images": images,
+            "samples_per_s": {"contiguous": total / t_plain, "channels_last": total / t_nhwc},
+            "channels_last_speedup": t_plain / t_nhwc, "identical_counts": same}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test, not a measurement)")
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--repeat", type=int, default=3, help="timed repetitions (best is kept)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (1 gives stable ratios on a shared machine)")
     args = p.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: no GPU visible")
     if args.quick:
@@ -106,6 +136,7 @@ def main(argv=None):
         repeat = 1
     elif args.device == "cpu":
         cases = [("tiny-mlp-8x8", "tiny-mlp", "digits", 10000, 100, 20, 1000),
+                 ("tiny-mlp-8x8-n1e5", "tiny-mlp", "digits", 100000, 100, 4, 1000),
                  ("mlp256-8x8", "mlp", "digits", 10000, 100, 20, 1000),
                  ("lenet-mnist", "lenet", "mnist", 10000, 100, 4, 1000),
                  ("lenet-mnist-nhwc", "lenet", "mnist", 10000, 100, 4, 1000)]
@@ -126,8 +157,13 @@ def main(argv=None):
         s = r["samples_per_s"]
         print(f"{r['case']:18s} {r['n']:7d} {r['batch']:6d} {s['forward_only']:12.0f} {s['smoothcert']:13.0f} "
               f"{s['classic']:11.0f} {r['overhead']:9.3f} {r['speedup']:7.2f}x")
+    fmt = memory_format_case("lenet", "mnist", args.device, *((200, 20, 2, 200) if args.quick else
+                                                            (10000, 100, 4, 1000)), repeat)
+    print(f"\nchannels_last on {fmt['case']}: {fmt['samples_per_s']['contiguous']:.0f} -> "
+          f"{fmt['samples_per_s']['channels_last']:.0f} samples/s, {fmt['channels_last_speedup']:.2f}x, "
+          f"identical counts: {fmt['identical_counts']}")
     if args.json:
-        write_json(args.json, args.device, results, quick=args.quick)
+        write_json(args.json, args.device, results, quick=args.quick, memory_format=fmt)
     return results
 
 

@@ -30,10 +30,18 @@ TORCH_LIBRARY(smoothcert, m) {
       "sample_noise(Tensor x, Tensor ids, Tensor sigma, int samples, int sample_start, "
       "int seed, int stream, int kind, bool antithetic, float? clamp_min, float? clamp_max, "
       "ScalarType? out_dtype, bool channels_last) -> Tensor");
+  // sample_noise written into `out` ([B * samples, *S], a float dtype, dense in
+  // the memory format channels_last names): the engine reuses one batch buffer
+  // across forward batches. Same values as sample_noise, bit for bit.
+  m.def(
+      "sample_noise_into(Tensor x, Tensor ids, Tensor sigma, int samples, int sample_start, "
+      "int seed, int stream, int kind, bool antithetic, float? clamp_min, float? clamp_max, "
+      "bool channels_last, Tensor(a!) out) -> ()");
   // sample_noise's batch (kinds 0 and 1, no antithetic mode) together with
   // the dot product of the unit noise of each pair of rows (2j, 2j+1), made
   // in the same pass: the gradient-norm estimator of second-order smoothing
-  // (seed-003 §2) needs sum_j f_j f'_j (z_2j . z_2j+1) over disjoint pairs.
+  // (Levine et al., Tight Second-Order Certificates, §3.1 and Theorem 2)
+  // needs sum_j f_j f'_j (z_2j . z_2j+1) over disjoint pairs.
   //   samples, sample_start: even
   // Returns (batch [B * samples, *S] as sample_noise, bit for bit;
   //          dots [B, samples / 2] float64, summed over elements in order).
@@ -62,9 +70,9 @@ TORCH_LIBRARY(smoothcert, m) {
   //             logit, accumulated in place (the engine refuses such votes
   //             without a separate pass over the logits)
   m.def("count_votes_(Tensor logits, int samples, Tensor(a!) counts, Tensor(b!)? nonfinite=None) -> ()");
-  // Deterministic splitting noise (DSSN, seed-001 §3 and §7): the noisy copies
-  // of each grid image for a set of split offsets, by the exact integer
-  // transform (no RNG).
+  // Deterministic splitting noise (DSSN, Levine & Feizi 2021, §4.1 and
+  // Corollary 1): the noisy copies of each grid image for a set of split
+  // offsets, by the exact integer transform (no RNG).
   //   x        [B, *S] float32 values on the grid {0, 1/q, ..., 1}, or uint8
   //            pixels (q >= 255); the caller checks the grid
   //   v        [D] int32 fixed per-element offsets in [0, L), D = prod(S),
@@ -80,10 +88,11 @@ TORCH_LIBRARY(smoothcert, m) {
   m.def(
       "dssn_batch(Tensor x, Tensor v, Tensor offsets, int levels, int q, Tensor? mean, Tensor? std, "
       "ScalarType? out_dtype, bool channels_last) -> Tensor");
-  // Ball tests of the memory-based certificate (seed-000 §3): for each query,
-  // the minimum over stored points of another class of (distance - stored
-  // radius), and the nearest stored point, with exact fp64 distances in one
-  // canonical order (common/ball_math.h), so every backend gives the same bits.
+  // Ball tests of the memory-based certificate (Alfarra et al., §3.5, App. C
+  // and Algorithm 3): for each query, the minimum over stored points of
+  // another class of (distance - stored radius), and the nearest stored point,
+  // with exact fp64 distances in one canonical order (common/ball_math.h), so
+  // every backend gives the same bits.
   //   xq          [B, D] float32 queries
   //   xm          [N, D] float32 stored points
   //   radius      [N] float64 stored radii; mem_class [N] int64 stored classes
@@ -97,9 +106,10 @@ TORCH_LIBRARY(smoothcert, m) {
   m.def(
       "ball_margin(Tensor xq, Tensor xm, Tensor radius, Tensor mem_class, Tensor query_class, int p) "
       "-> (Tensor, Tensor, Tensor, Tensor)");
-  // Exact pairwise L2 distances of the robust-region allocation (seed-004
-  // §3): the conflict graph, the LP's constraints and the greedy scan's
-  // lookups, as one dense tile of the n x n matrix.
+  // Exact pairwise L2 distances of the robust-region allocation (Wang et al.,
+  // sample-wise smoothing, §4.2 Algorithm 2 and App. C): the conflict graph,
+  // the LP's constraints and the greedy scan's lookups, as one dense tile of
+  // the n x n matrix.
   //   xq      [B, D] float32 row points;  xm [N, D] float32 column points
   //   reach_q [B] float64, reach_m [N] float64 (finite, >= 0)
   // Returns out [B, N] float64: the canonical exact distance D(x_b, m_i)

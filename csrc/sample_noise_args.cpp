@@ -93,4 +93,31 @@ SampleNoiseParams prepare_sample_noise(
   return p;
 }
 
+SampleNoiseParams prepare_sample_noise_into(
+    const at::Tensor& x, const at::Tensor& ids, const at::Tensor& sigma,
+    int64_t samples, int64_t sample_start, int64_t seed, int64_t stream,
+    int64_t kind, bool antithetic, std::optional<double> clamp_min,
+    std::optional<double> clamp_max, bool channels_last, const at::Tensor& out,
+    at::Tensor& x_c, at::Tensor& ids_c, at::Tensor& sigma_c) {
+  const char* op = "sample_noise_into";
+  SampleNoiseParams p = pack_sample_noise(op, x, ids, sigma, samples, sample_start, seed, stream,
+                                          kind, antithetic, clamp_min, clamp_max, x_c, ids_c, sigma_c);
+  TORCH_CHECK(!channels_last || x.dim() == 4, op, ": channels_last needs 4-D x [B, C, H, W], got ",
+              x.dim(), "-D");
+  const at::ScalarType dt = out.scalar_type();
+  TORCH_CHECK(dt == at::kFloat || dt == at::kHalf || dt == at::kBFloat16 || dt == at::kDouble,
+              op, ": out must be float32, float16, bfloat16 or float64, got ", dt);
+  TORCH_CHECK(out.device() == x.device(), op, ": out is on ", out.device(), " but x on ", x.device());
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+  shape[0] = p.B * samples;
+  TORCH_CHECK(out.sizes().vec() == shape, op, ": out must have shape ", at::IntArrayRef(shape), ", got ",
+              out.sizes());
+  TORCH_CHECK(out.is_contiguous(channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous),
+              op, ": out must be dense in ", channels_last ? "channels_last" : "contiguous", " memory format");
+  p.channels_last = channels_last;
+  p.C = channels_last ? x.size(1) : 1;
+  p.HW = channels_last ? x.size(2) * x.size(3) : p.D;
+  return p;
+}
+
 }  // namespace smoothcert

@@ -27,4 +27,14 @@ SampleNoiseParams prepare_sample_noise(
     bool channels_last, at::Tensor& x_c, at::Tensor& ids_c, at::Tensor& sigma_c,
     at::Tensor& out, const char* op = "sample_noise");
 
+// As prepare_sample_noise, writing into the caller's `out` instead of a new
+// tensor: refuses an `out` that is not [B * samples, *S] of a float dtype,
+// dense in the requested memory format and on x's device.
+SampleNoiseParams prepare_sample_noise_into(
+    const at::Tensor& x, const at::Tensor& ids, const at::Tensor& sigma,
+    int64_t samples, int64_t sample_start, int64_t seed, int64_t stream,
+    int64_t kind, bool antithetic, std::optional<double> clamp_min,
+    std::optional<double> clamp_max, bool channels_last, const at::Tensor& out,
+    at::Tensor& x_c, at::Tensor& ids_c, at::Tensor& sigma_c);
+
 }  // namespace smoothcert

@@ -9,6 +9,7 @@ from smoothcert import ops
 from helpers import cpu_and_cuda, gen, randn
 
 SAMPLE_NOISE = torch.ops.smoothcert.sample_noise.default
+SAMPLE_NOISE_INTO = torch.ops.smoothcert.sample_noise_into.default
 COUNT_VOTES = torch.ops.smoothcert.count_votes_.default
 CUDA_VERSION = torch.ops.smoothcert.cuda_version.default
 
@@ -119,3 +120,11 @@ def test_compile_aot_eager_wrappers_and_layouts():
     assert got.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(got, want) and torch.equal(comp_counts, eager_counts)
     torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("device", cpu_and_cuda())
+@pytest.mark.parametrize("case", list(NOISE_CASES))
+def test_opcheck_sample_noise_into(case, device):
+    args = noise_args(device, **NOISE_CASES[case])
+    out = SAMPLE_NOISE(*args)
+    torch.library.opcheck(SAMPLE_NOISE_INTO, (*args[:11], args[12], torch.empty_like(out)))

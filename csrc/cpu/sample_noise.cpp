@@ -58,7 +58,8 @@ void run_rows(const SampleNoiseParams& p, T* out) {
       const int64_t end = std::min(r1, (b + 1) * p.samples);
       const int64_t s_of_r = p.sample_start - b * p.samples;  // sample index = row + s_of_r
       if constexpr (kDirect) {
-        if (!p.channels_last) {
+        // One channel: NHWC and NCHW are the same memory order.
+        if (!p.channels_last || p.C == 1) {
           plain_rows(fill, p, b, r + s_of_r, end + s_of_r, out + r * p.D);
           r = end;
           continue;
@@ -90,8 +91,27 @@ at::Tensor sample_noise_cpu(const at::Tensor& x, const at::Tensor& ids, const at
   return out;
 }
 
+// The engine's variant: the same values written into a batch buffer it reuses
+// across forward batches (a fresh 100s-of-KiB tensor per batch costs page
+// faults on every call).
+void sample_noise_into_cpu(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& sigma,
+                           int64_t samples, int64_t sample_start, int64_t seed, int64_t stream,
+                           int64_t kind, bool antithetic, std::optional<double> clamp_min,
+                           std::optional<double> clamp_max, bool channels_last, const at::Tensor& out) {
+  at::Tensor x_c, ids_c, sigma_c;
+  const SampleNoiseParams p =
+      prepare_sample_noise_into(x, ids, sigma, samples, sample_start, seed, stream, kind, antithetic,
+                                clamp_min, clamp_max, channels_last, out, x_c, ids_c, sigma_c);
+  if (out.numel() == 0) return;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(), "sample_noise_into_cpu",
+                                  [&] { run_rows<scalar_t>(p, out.data_ptr<scalar_t>()); });
+}
+
 }  // namespace
 
-TORCH_LIBRARY_IMPL(smoothcert, CPU, m) { m.impl("sample_noise", &sample_noise_cpu); }
+TORCH_LIBRARY_IMPL(smoothcert, CPU, m) {
+  m.impl("sample_noise", &sample_noise_cpu);
+  m.impl("sample_noise_into", &sample_noise_into_cpu);
+}
 
 }  // namespace smoothcert

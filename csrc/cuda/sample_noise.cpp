@@ -39,9 +39,28 @@ at::Tensor sample_noise_cuda(const at::Tensor& x, const at::Tensor& ids, const a
   return out;
 }
 
+void sample_noise_into_cuda(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& sigma,
+                            int64_t samples, int64_t sample_start, int64_t seed, int64_t stream,
+                            int64_t kind, bool antithetic, std::optional<double> clamp_min,
+                            std::optional<double> clamp_max, bool channels_last, const at::Tensor& out) {
+  at::Tensor x_c, ids_c, sigma_c;
+  const SampleNoiseParams p =
+      prepare_sample_noise_into(x, ids, sigma, samples, sample_start, seed, stream, kind, antithetic,
+                                clamp_min, clamp_max, channels_last, out, x_c, ids_c, sigma_c);
+  if (out.numel() == 0) return;
+  const c10::cuda::CUDAGuard guard(out.device());
+  const cudaError_t err = launch_sample_noise(p, out.data_ptr(),
+                                              float_dtype_code(out.scalar_type(), "sample_noise_into"),
+                                              c10::cuda::getCurrentCUDAStream().stream());
+  TORCH_CHECK(err == cudaSuccess, "sample_noise_into: CUDA kernel launch failed: ", cudaGetErrorString(err));
+}
+
 }  // namespace
 
-// The CUDA half of the dispatcher entry whose schema is in ops.cpp.
-TORCH_LIBRARY_IMPL(smoothcert, CUDA, m) { m.impl("sample_noise", &sample_noise_cuda); }
+// The CUDA half of the dispatcher entries whose schemas are in ops.cpp.
+TORCH_LIBRARY_IMPL(smoothcert, CUDA, m) {
+  m.impl("sample_noise", &sample_noise_cuda);
+  m.impl("sample_noise_into", &sample_noise_into_cuda);
+}
 
 }  // namespace smoothcert

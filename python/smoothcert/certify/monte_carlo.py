@@ -39,8 +39,10 @@ class MonteCarloFamily(SmoothingFamily):
         seed: Philox key in ``[0, 2^64)``; results are a function of (seed, input index).
         out_dtype: dtype of the noisy batch fed to the classifier
             (float32 default; float16/bfloat16 for half-precision models).
-        channels_last: build the batch in NHWC memory order (4-D inputs); the noise is
-            written straight into that layout and the votes are unchanged.
+        channels_last: build the batch in NHWC memory order (4-D inputs), the fast convolution
+            layout on CPUs: the noise is written straight into that layout, and an ``nn.Module``
+            classifier is converted to it once, here, in place (``model.to(memory_format=
+            torch.channels_last)``: only 4-D weights change layout, not value).
         clamp: optional ``(min, max)`` clamp of noisy inputs. Clamping is part
             of the smoothed function, so certificates stay valid.
         progress: show a progress bar in the batched calls.
@@ -61,7 +63,9 @@ class MonteCarloFamily(SmoothingFamily):
         self.sigma = sigma
         self.seed = check_seed(seed)
         self.out_dtype = out_dtype
-        self.channels_last = channels_last
+        self.channels_last = bool(channels_last)
+        if self.channels_last and isinstance(base_classifier, torch.nn.Module):
+            base_classifier.to(memory_format=torch.channels_last)
         self.clamp = clamp
         self.progress = progress
         self.next_index = 0

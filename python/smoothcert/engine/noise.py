@@ -73,12 +73,24 @@ class _Additive(NoiseKind):
     KERNEL: ClassVar[str] = "gaussian"
 
     def bind(self, *, seed, stream, clamp, out_dtype, channels_last) -> Maker:
-        op = torch.ops.smoothcert.sample_noise.default
+        op = torch.ops.smoothcert.sample_noise_into.default
         s, code, anti = _signed(seed), _KERNEL_CODES[self.KERNEL], self.ANTITHETIC
         lo, hi = clamp if clamp is not None else (None, None)
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        held = [None]
 
+        # One batch buffer per draw, reused by every forward batch (the first batch of a draw is
+        # its largest): a fresh tensor per batch costs page faults each time. The model must not
+        # keep its input beyond the call (the next batch overwrites it).
         def make(x, ids, table, m, start):
-            return op(x, ids, table, m, start, s, stream, code, anti, lo, hi, out_dtype, channels_last), None
+            rows = x.shape[0] * m
+            buf = held[0]
+            if buf is None or buf.shape[0] < rows or buf.shape[1:] != x.shape[1:] or buf.device != x.device:
+                buf = held[0] = torch.empty((rows, *x.shape[1:]), dtype=out_dtype or torch.float32,
+                                            device=x.device, memory_format=fmt)
+            out = buf[:rows] if buf.shape[0] != rows else buf
+            op(x, ids, table, m, start, s, stream, code, anti, lo, hi, channels_last, out)
+            return out, None
         return make
 
 

@@ -17,6 +17,15 @@ def _sample_noise_fake(x, ids, sigma, samples, sample_start, seed, stream, kind,
     return torch.empty(shape, dtype=out_dtype or torch.float32, device=x.device, memory_format=fmt)
 
 
+@torch.library.register_fake("smoothcert::sample_noise_into")
+def _sample_noise_into_fake(x, ids, sigma, samples, sample_start, seed, stream, kind, antithetic,
+                            clamp_min, clamp_max, channels_last, out):
+    torch._check(x.dim() >= 1, lambda: "sample_noise_into: x must have a batch dimension")
+    torch._check(tuple(out.shape) == (x.shape[0] * samples, *x.shape[1:]),
+                 lambda: "sample_noise_into: out must be [B * samples, *S]")
+    return None
+
+
 @torch.library.register_fake("smoothcert::sample_noise_pairs")
 def _sample_noise_pairs_fake(x, ids, sigma, samples, sample_start, seed, stream, kind, clamp_min, clamp_max,
                              out_dtype, channels_last):

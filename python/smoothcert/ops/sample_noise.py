@@ -80,7 +80,8 @@ def sample_noise(
     With ``noise="ssn"`` (Levine & Feizi's splitting noise) element ``i`` is
     instead the midpoint of the piece of [0, 1] holding ``x_i`` between cuts at
     ``s_i + 2 lambda n`` (n integer), ``s_i`` uniform on ``(0, 2 lambda)`` i.i.d.
-    per element and sample, ``lambda = sqrt(3) sigma`` (seed-001 §2.2).
+    per element and sample, ``lambda = sqrt(3) sigma`` (Levine & Feizi 2021, Theorem 2,
+    general case, §4.3).
 
     Args:
         x: ``[B, *S]`` float32 clean inputs in the classifier's raw input space.
@@ -135,6 +136,23 @@ def prepare_call(x: torch.Tensor, sigma, samples: int, ids: Optional[torch.Tenso
         if noise == "ssn":
             check_unit_interval(x)
     return x, ids, table
+
+
+def sample_noise_into_(out: torch.Tensor, x: torch.Tensor, ids: torch.Tensor, table: torch.Tensor, samples: int, *,
+                       sample_start: int, seed: int, stream: int, noise: str = "gaussian",
+                       antithetic: bool = False, clamp: Optional[tuple] = None,
+                       channels_last: bool = False) -> torch.Tensor:
+    """:func:`sample_noise_table` written into ``out`` ``[B * samples, *S]`` (its dtype is the
+    batch dtype; dense in NHWC order when ``channels_last``), bit for bit the same values: a
+    caller that reuses one buffer across forward batches saves an allocation per batch.
+    Returns ``out``. Not differentiable (the engine draws under ``torch.no_grad``)."""
+    lo, hi = clamp if clamp is not None else (None, None)
+    if not 0 <= seed < (1 << 64):
+        raise ValueError(f"seed must lie in [0, 2^64), got {seed}")
+    seed_signed = seed - (1 << 64) if seed >= (1 << 63) else seed
+    torch.ops.smoothcert.sample_noise_into.default(x, ids, table, samples, sample_start, seed_signed, stream,
+                                                   NOISE_KINDS[noise], antithetic, lo, hi, channels_last, out)
+    return out
 
 
 def sample_noise_table(x: torch.Tensor, ids: torch.Tensor, table: torch.Tensor, samples: int, *,
