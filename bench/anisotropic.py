@@ -1,5 +1,6 @@
 """Per-element (anisotropic) sigma against the scalar path, and the sigma optimiser's step
-against the same step in plain PyTorch (seed-002 §6), as ratios taken in one run.
+against the same step in plain PyTorch (this library's fused kernels; Tecot et al. prescribe
+none), as ratios taken in one run.
 
 (1) Noise path. The same model and forward batch, n noisy samples per input, votes counted:
       (a) ``Smooth`` with one scalar sigma (the sampler reads a [1, 1] table);

@@ -1,4 +1,5 @@
-"""Certification time per image: DSSN against Monte-Carlo L1 smoothing (spec §6.6, Figure 6).
+"""Certification time per image: DSSN against Monte-Carlo L1 smoothing (Levine & Feizi 2021,
+§5 and Figure 6).
 
 For one model, sigma, batch size and dtype, measured in one run:
   (a) DSSN: ``SplitSmooth(model, K, sigma).certify_batch(X, batch_size=b)``, exactly

@@ -1,5 +1,6 @@
 """The memory certificate's pairwise ball kernel against loops over stored points, and the
-cost of OptimizeSigma next to one CERTIFY (seed-000 §3, App. E/H).
+cost of OptimizeSigma next to one CERTIFY (Alfarra et al., §3.5 and App. C; costs as in their
+App. E and H).
 
 (1) Pairwise kernel. For a memory of N stored points of dimension d (N = 1,000 and 10,000;
     d = 784 and 3,072) and a batch of B new points, every query's other-class margin

@@ -1,5 +1,6 @@
-"""Robust-region allocation of sample-wise smoothing (seed-004 §3): conflict graph + greedy
-scan against a straightforward NumPy implementation, and the LP's size and solve time.
+"""Robust-region allocation of sample-wise smoothing (Wang et al., §4.2 Algorithm 2 and App. C):
+conflict graph + greedy scan against a straightforward NumPy implementation, and the LP's size
+and solve time.
 
 For n points of dimension d (n = 1,000 and 10,000, d = 784: MNIST's raw pixels; the first
 n MNIST test images with ``--data-root``, else clustered synthetic images; ``--quick``: 200 8x8 digits) and radii R_j drawn

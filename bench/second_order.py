@@ -1,5 +1,6 @@
-"""Second-order and dipole certification against plain Gaussian CERTIFY (seed-003), as ratios
-taken in one run (interleaved rounds, best of ``--repeat``).
+"""Second-order and dipole certification against plain Gaussian CERTIFY (Levine et al.,
+Tight Second-Order Certificates), as ratios taken in one run (interleaved rounds, best of
+``--repeat``).
 
 For the same model, inputs, n0 and n:
   (a) ``Smooth.certify_batch`` (first order);

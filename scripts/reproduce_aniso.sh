@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Non-uniform (per-element sigma) smoothing, Tecot et al. (seed-002), on real MNIST and Fashion-MNIST.
+# Non-uniform (per-element sigma) smoothing, Tecot et al. (Robustness Verification with Non-Uniform
+# Randomized Smoothing), on real MNIST and Fashion-MNIST.
 # LeNet base models trained with Gaussian noise (sigma 0.25); sigma fitted on 20,000 training images
 # (1,000 others held out), two c0 per dataset in standardised units as the paper's; each fitted sigma
 # certified on 500 test images (every 20th), n0=100, n=10,000, alpha=0.001, against isotropic sigma at

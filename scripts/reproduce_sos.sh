@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Second-order (SoS) and dipole smoothing, Levine et al. (seed-003), on real 7x7 MNIST (d = 49: the
-# 28x28 images 4x4 average-pooled, as in the paper), or another 7x7 dataset. The paper's network
-# (Conv 1->4 k2, FC100, FC10) trained by smoothcert train with Gaussian noise at each certification
-# sigma, Cohen's schedule (90 epochs, SGD lr 0.1 x0.1 at 30/60, momentum 0.9, wd 1e-4, batch 400).
+# Second-order (SoS) and dipole smoothing, Levine et al. (Tight Second-Order Certificates, §5), on
+# real 7x7 MNIST (d = 49: the 28x28 images 4x4 average-pooled, as in the paper), or another 7x7
+# dataset. The network of the authors' released code (Conv 1->4 k2, FC100, FC10) trained by
+# smoothcert train with Gaussian noise at each certification sigma, Cohen's schedule (90 epochs, SGD
+# lr 0.1 x0.1 at 30/60, momentum 0.9, wd 1e-4, batch 400).
 # Certified with n0 = 100, alpha = 0.001 (2 CPU cores: ~0.15 s per image per 1e5 samples):
 #   N = 1e5: sigma in {0.12, 0.25, 0.5}, 500 test images (every 20th);
 #   N = 1e6: sigma 0.25 on the same 500 images; sigma 0.12 and 0.5 on 100 (every 100th);

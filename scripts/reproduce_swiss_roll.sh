@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Second-order and dipole smoothing on Levine et al.'s 2-D Swiss roll (seed-003 §5, Fig. 2):
+# Second-order and dipole smoothing on Levine et al.'s 2-D Swiss roll (their §3, Fig. 2):
 # make_swiss_roll(1000, noise 1.0, random_state 1) for training, (100, 1.0, 2) for testing,
 # features (x, z) / 10, label 1[t > 3 pi]; MLP 2-10-10-2 trained by smoothcert train with Gaussian
 # noise at sigma 0.5 (300 epochs, SGD lr 0.05 cosine, batch 50); certified at sigma 0.5, n0 = 100,

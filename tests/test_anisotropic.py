@@ -1,6 +1,7 @@
 """Non-uniform (per-element sigma) smoothing: reduction to Cohen, the per-element noise,
 the ellipsoid certificate against the linear-classifier oracle, its derived radii and
-the errors of bad input (seed-002 §6)."""
+the errors of bad input (Tecot et al.'s Theorem 3.1; the checks are this library's choice, not
+the paper's)."""
 import math
 
 import numpy as np

@@ -52,7 +52,8 @@ def test_sigma_table_follows_the_schedule(tmp_path, method):
 
 
 def test_one_epoch_with_k_steps_moves_each_sigma_k_times(tmp_path):
-    # A classifier this confident saturates the clamp: every update is +lr * Phi^-1(0.98) (spec 1.3).
+    # A classifier this confident saturates the clamp: every update is +lr * Phi^-1(0.98) (Alfarra et
+    # al., Alg. 1 with the 0.02/0.98 clamp of their App. A listing).
     from scipy import special
 
     class Confident(torch.nn.Module):

@@ -1,7 +1,8 @@
-"""smoothcert::dssn_batch (deterministic splitting noise, seed-001 §3 and §7):
-kernel vs the pure-PyTorch twin bit for bit, an independent float64 check of
-the §2.2 formula, the counting argument of §8 item 7, the uniform marginal of
-the split values, chunking invariance, argument errors, opcheck and CUDA."""
+"""smoothcert::dssn_batch (deterministic splitting noise, Levine & Feizi 2021,
+§4.1 and Corollary 1): kernel vs the pure-PyTorch twin bit for bit, an
+independent float64 check of Corollary 1's general-case formula (App. A,
+Eqs. 47-48), the counting argument of Corollary 1's proof, the uniform marginal
+of the split values, chunking invariance, argument errors, opcheck and CUDA."""
 
 import pytest
 import torch
@@ -55,7 +56,8 @@ def int_units(X: torch.Tensor, k: torch.Tensor, L: int, q: int) -> torch.Tensor:
 
 
 def float64_value(X: torch.Tensor, k: torch.Tensor, L: int, q: int) -> torch.Tensor:
-    """§2.2 in float64 with s = (k + 1/2) / q and 2 lambda = L / q."""
+    """Corollary 1's general-case formula (App. A, Eqs. 47-48) in float64 with s = (k + 1/2) / q
+    and 2 lambda = L / q."""
     x = X.double() / q
     s = (k.double() + 0.5) / q
     two_lam = L / q
@@ -204,7 +206,7 @@ def test_float64_formula_and_quarter_units(q, L):
 
 @pytest.mark.parametrize("L", [255, 256, 441, 3091])
 def test_fast_path_form_for_large_lambda(L):
-    """For L >= q, value = ([X > k] + min((2k+1)/(2q), 1)) / 2 (seed-001 §7)."""
+    """For L >= q, value = ([X > k] + min((2k+1)/(2q), 1)) / 2 (Corollary 1, lambda >= 0.5 case, Eq. 14)."""
     q = 255
     X = torch.arange(q + 1)
     v = torch.zeros(q + 1, dtype=torch.int32)
@@ -216,7 +218,7 @@ def test_fast_path_form_for_large_lambda(L):
     assert bool((out[q:] == 0.5).all())
 
 
-# --------------------------------------------- §8 item 7: the counting argument
+# ------------------------------ Corollary 1's proof (§4.1): the counting argument
 
 def change_counts(q: int, L: int, v0s) -> torch.Tensor:
     """``[len(v0s), q+1, q+1]``: for each fixed v_i, the number of offsets b in

@@ -1,7 +1,7 @@
-"""Robust-region allocation (seed-004 §3): the greedy scan against an independent
-dense brute force, disjointness and containment as a property over random
-points (ties, duplicates, abstentions), the LP's feasibility and optimum against a
-dense brute-force LP, ordering, and bad input."""
+"""Robust-region allocation (Wang et al., sample-wise smoothing, §4.2 Algorithm 2 and App. C):
+the greedy scan against an independent dense brute force, disjointness and containment as a
+property over random points (ties, duplicates, abstentions), the LP's feasibility and optimum
+against a dense brute-force LP, ordering, and bad input."""
 import math
 
 import numpy as np
@@ -20,7 +20,7 @@ def dense(x):
 
 
 def brute_greedy(x, R, abstain, order):
-    """Alg. 2 straight from the spec with the full distance matrix (no graph), in exact
+    """Alg. 2 straight from the paper (§4.2, Eqs. 6 and 8) with the full distance matrix (no graph), in exact
     arithmetic up to the same rounding rules."""
     n = x.shape[0]
     D = dense(x)

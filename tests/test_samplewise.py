@@ -1,4 +1,4 @@
-"""Sample-wise smoothing (seed-004): the grid, the selection rules against a per-sigma
+"""Sample-wise smoothing (Wang et al., §4.2, Eqs. 5 and 7): the grid, the selection rules against a per-sigma
 brute force, and ``smoothcert certify --sigma-mode samplewise`` end to end (greedy
 and LP regions, labels never used, resume, a shared stage file, bad input)."""
 import json

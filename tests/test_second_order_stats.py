@@ -1,5 +1,6 @@
 """Second-order (SoS) and dipole certificates at population level and from counts:
-the spec's reference values (seed-003 §5), closed forms, §6's numerical corners,
+reference values computed from Theorems 1 and 3 of Levine et al. (Tight Second-Order
+Certificates; the paper prints no numeric tables), closed forms, numerical corners,
 monotonicity, and soundness against the tight worst-case classifiers."""
 import math
 
@@ -12,7 +13,7 @@ from smoothcert.stats import dipole as dp
 from smoothcert.stats import second_order as so
 
 PS = np.array([.55, .60, .70, .80, .90, .99])
-# seed-003 §5, sigma = 1: first order, G_max, SoS at G = 0, .25, .5, .75 G_max, a'(.5 G_max)
+# computed from Theorem 1, sigma = 1: first order, G_max, SoS at G = 0, .25, .5, .75 G_max, a'(.5 G_max)
 TABLE = np.array([
     [.125661, .395805, .480824, .310548, .214211, .159113, .098202],
     [.253347, .386343, .680544, .507555, .388498, .307779, .088495],
@@ -73,7 +74,7 @@ def test_all_correct_counts():
 
 
 def test_theorem_2_margin_table():
-    """t / sigma^4 at sigma = .25, eta_g = 5e-4 (spec §2's table)."""
+    """t / sigma^4 at sigma = .25, eta_g = 5e-4 (Theorem 2's margin, Eq. 7, evaluated; not a table of the paper)."""
     want = {2: [1.116, .353, .112, .0353], 10: [2.495, .789, .250, .0789], 49: [5.524, 1.747, .552, .1747],
             3072: [43.74, 13.83, 4.374, 1.383], 150528: [306.2, 96.81, 30.62, 9.681]}
     for d, row in want.items():
@@ -136,7 +137,7 @@ def test_properties_on_random_inputs():
 
 
 def test_never_above_the_exact_radius_of_the_worst_case():
-    """The slab f* (spec §1.3) attains Theorem 1's bound: its smoothed probability at the
+    """The slab f* (Theorem 1's worst case, §3 and Fig. 3b) attains Theorem 1's bound: its smoothed probability at the
     certified radius along the attack is >= 1/2, i.e. the radius is not above the exact one."""
     rng = np.random.default_rng(1)
     p = rng.uniform(.51, .999, 300)

@@ -1,5 +1,6 @@
-"""Second-order and dipole smoothing as families: Monte Carlo against the spec's
-closed-form classifiers (seed-003 §5), the false-certificate rate, invariance to
+"""Second-order and dipole smoothing as families: Monte Carlo against closed-form classifiers
+(the worst cases of Levine et al., Tight Second-Order Certificates, §3 Fig. 3 and §4 Fig. 4b;
+the test setup itself is this library's), the false-certificate rate, invariance to
 batching, equality of their first-order columns with plain Gaussian smoothing,
 antithetic pairs, the CLI and its errors."""
 import json

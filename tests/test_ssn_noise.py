@@ -1,6 +1,7 @@
 """smoothcert::sample_noise with noise="ssn" (independent splitting noise,
-seed-001 §2 and §2.3): kernel vs twin bit for bit on every CPU row filler,
-the float64 formula, the three cases of §2.1, the Lipschitz basis
+Levine & Feizi 2021, Theorem 2 in §4 and §4.3, sampled independently as in
+their §5): kernel vs twin bit for bit on every CPU row filler, the float64
+formula, the three cases of the lambda >= 1/2 form (Eq. 7), the Lipschitz basis
 P[x~ != x~'] = |x - x'| / (2 lambda), determinism, autograd and CUDA."""
 import math
 import os
@@ -57,7 +58,7 @@ def ssn_u(B, samples, D, *, ids=None, sample_start=0, seed=0, stream=1, antithet
 
 
 def split64(x, lam, u):
-    """§2.2 in float64: cuts at s + 2 lambda n, s = lambda (1 + u)."""
+    """Theorem 2, general case (§4.3), in float64: cuts at s + 2 lambda n, s = lambda (1 + u)."""
     x, u = x.double(), u.double()
     lam = torch.as_tensor(lam, dtype=torch.float64)
     s = lam * (1 + u)
@@ -262,7 +263,7 @@ def test_float64_formula_and_range(sigma):
 
 @pytest.mark.parametrize("sigma", [0.2887, 0.5, 1.0, 3.5])
 def test_three_cases_large_lambda(sigma):
-    """lambda >= 1/2 (seed-001 §2.1): s >= 1 gives exactly 1/2, x <= s < 1
+    """lambda >= 1/2 (Levine & Feizi's Theorem 2, Eq. 7): s >= 1 gives exactly 1/2, x <= s < 1
     gives s / 2 and x > s gives (1 + s) / 2."""
     B, D, m = 2, 784, 64
     x = unit_x(B, D, seed=13)
@@ -314,7 +315,7 @@ def test_case_frequencies_large_lambda(sigma):
 
 @pytest.mark.parametrize("sigma", [0.1, 0.25, 0.5, 1.0, 3.5])
 def test_change_probability_is_distance_over_two_lambda(sigma):
-    """Basis of the Lipschitz bound (§2.1/§2.2): with a shared split value,
+    """Basis of the Lipschitz bound (Theorem 2's proof, Eq. 9 and App. A): with a shared split value,
     P[x~ != x~'] = min(|x - x'| / (2 lambda), 1) for x, x' in [0, 1]."""
     lam = SQRT3 * sigma
     D, m = 600, 200

@@ -1,6 +1,7 @@
-// Deterministic splitting noise (DSSN, Levine & Feizi 2021; seed-001 §3 and
-// §7): the exact integer transform, shared by the CPU and CUDA kernels of
-// smoothcert::dssn_batch, and the plain-C description of one call.
+// Deterministic splitting noise (DSSN, Levine & Feizi 2021, §4.1 and
+// Corollary 1, Eqs. 47-48 of App. A): the exact integer transform (this
+// library's integer form of those equations), shared by the CPU and CUDA
+// kernels of smoothcert::dssn_batch, and the plain-C description of one call.
 #pragma once
 #include <stdint.h>
 

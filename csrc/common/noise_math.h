@@ -119,10 +119,11 @@ SC_HD float ceil_float(float v) {
 #endif
 }
 
-// Splitting noise (seed-001 §2.2, both lambda regimes): the cuts sit at
-// s + 2 lambda n for integers n, with s = lambda (1 + u), u in (-1, 1); the
-// value is the midpoint of the piece of [0, 1] that holds x. The float ops
-// are spelled out one by one so the twin in reference.py can repeat them.
+// Splitting noise (Levine & Feizi 2021, Theorem 2, general case: §4.3,
+// Eqs. 27-28; both lambda regimes): the cuts sit at s + 2 lambda n for
+// integers n, with s = lambda (1 + u), u in (-1, 1); the value is the
+// midpoint of the piece of [0, 1] that holds x. The float ops are spelled
+// out one by one so the twin in reference.py can repeat them.
 SC_HD float split_value(float x, float sigma, float u) {
   const float lam = sigma * kSqrt3;
   const float two_lam = 2.0f * lam;

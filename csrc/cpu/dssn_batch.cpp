@@ -1,6 +1,6 @@
 // CPU kernel of smoothcert::dssn_batch: clean images and a range of split
 // offsets straight into the classifier's batch (no RNG, no intermediate
-// tensors; seed-001 §7).
+// tensors; a design of this library, not the paper's).
 //
 // Work split: ranges of output rows (one row = one offset of one input) per
 // task of at::parallel_for. A task converts each of its inputs' pixels to

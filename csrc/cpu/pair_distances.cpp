@@ -1,7 +1,7 @@
 // CPU kernel of smoothcert::pair_distances: the dense [B, N] matrix of exact
 // L2 distances, kept only where a pair is closer than the sum of its reaches
 // (+inf elsewhere) -- the conflict graph and LP constraints of sample-wise
-// smoothing's robust regions (seed-004 §3).
+// smoothing's robust regions (Wang et al., §4.2 Algorithm 2 and App. C).
 //
 // Work split: tasks of 4 row points x 256 column points. A task screens its
 // pairs with float32 dot products (ball_dots.h, 32 columns at a time) and the

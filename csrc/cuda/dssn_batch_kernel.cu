@@ -1,11 +1,11 @@
 // CUDA kernel of smoothcert::dssn_batch. Same integer transform as the CPU
 // kernel (common/dssn_params.h), so both write identical bits.
 //
-// Work split (seed-001 §7): one thread per (input, element). It reads the
-// pixel and its offset v once and loops over the nb split offsets, writing
-// one value per output row; consecutive threads take consecutive elements,
-// so every row's stores are coalesced. Only C*H*W input bytes are read per
-// image whatever nb is.
+// Work split (a choice of this library, not the paper's): one thread per
+// (input, element). It reads the pixel and its offset v once and loops over
+// the nb split offsets, writing one value per output row; consecutive
+// threads take consecutive elements, so every row's stores are coalesced.
+// Only C*H*W input bytes are read per image whatever nb is.
 #include <cuda_runtime.h>
 #include <stdint.h>
 

@@ -1,5 +1,5 @@
 """Per-input radius ratios of one certificate against a baseline: the histograms of Levine
-et al.'s second-order smoothing paper (``shared/specs/seed-003-sos.md`` §4).
+et al.'s second-order smoothing paper (§5, Figs. 5-6, and App. B).
 
 Over the inputs that both certify correctly (not abstained, label matched, baseline radius
 > 0), the ratio method/baseline falls into the bins (0, .75], (.75, .85], (.85, .95],

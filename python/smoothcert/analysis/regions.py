@@ -1,7 +1,7 @@
-"""Robust-region runs side by side (seed-004): certified accuracy of every certificate in the
-files next to the paper's Table-6 view -- the fraction of points whose *allocated* radius
-reaches each value, correctness ignored -- with the unallocated ("overlap", unsound) radii
-of the first file as the upper envelope allocation can at best reach."""
+"""Robust-region runs side by side (Wang et al., sample-wise smoothing): certified accuracy of
+every certificate in the files next to the paper's Table-6 view (App. C.2) -- the fraction of
+points whose *allocated* radius reaches each value, correctness ignored -- with the unallocated
+("overlap", unsound) radii of the first file as the upper envelope allocation can at best reach."""
 from __future__ import annotations
 
 from pathlib import Path

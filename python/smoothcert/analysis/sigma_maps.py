@@ -1,4 +1,4 @@
-"""Sensitivity maps of a per-element sigma (Tecot et al. §5): ``|sigma|`` as an image,
+"""Sensitivity maps of a per-element sigma (Tecot et al. §5.3): ``|sigma|`` as an image,
 min-max normalised *globally* over all channels (so a colour bias stays visible),
 per-channel panels for colour inputs, a histogram, and the border-vs-centre ratio.
 

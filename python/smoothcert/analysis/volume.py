@@ -1,4 +1,4 @@
-"""Certified volume (O_CA) views of result files (Tecot et al. §4).
+"""Certified volume (O_CA) views of result files (Tecot et al. §4.1, §5.1-§5.2 and App. B.1).
 
 * certified accuracy at ``a``: the share of inputs certified correctly with
   ``O_CA >= a`` (the complementary CDF the paper plots);

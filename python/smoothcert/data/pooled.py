@@ -1,6 +1,6 @@
 """Average-pooled variants of the 28x28 datasets: ``mnist-7x7`` and ``fashion-mnist-7x7``,
 each 4x4 block of the [0, 1] image replaced by its mean (the 7x7 MNIST of Levine et al.'s
-second-order smoothing experiments, d = 49; ``shared/specs/seed-003-sos.md`` §4).
+second-order smoothing experiments, §5 and Fig. 4, d = 49).
 
 The pooling is part of the data, not of the model: smoothing noise is added to the
 7x7 image, which is the classifier's raw input."""

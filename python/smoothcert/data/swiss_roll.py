@@ -1,5 +1,5 @@
-"""The 2-D Swiss-roll problem of Levine et al.'s second-order smoothing paper (Fig. 2;
-``shared/specs/seed-003-sos.md`` §5): scikit-learn's ``make_swiss_roll`` (generated, works
+"""The 2-D Swiss-roll problem of Levine et al.'s second-order smoothing paper (§3, Fig. 2; the
+generator settings follow the authors' released code): scikit-learn's ``make_swiss_roll`` (generated, works
 offline, ``root`` is ignored), features = columns (0, 2) / 10, label = 1[t > 3 pi].
 Train: 1,000 points (``noise=1.0, random_state=1``); test: 100 (``random_state=2``).
 

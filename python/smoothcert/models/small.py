@@ -50,7 +50,8 @@ class LeNet(nn.Module):
 
 class SmallConvNet(nn.Module):
     """Conv(C -> 4, kernel 2) -> FC 100 -> FC num_classes with ReLU: the 7x7 MNIST network of
-    Levine et al.'s second-order smoothing experiments (seed-003 §4).
+    Levine et al.'s second-order smoothing experiments (their §5; the paper gives no layer sizes,
+    these follow the authors' released code).
 
     Shape:
         x: [B, in_channels, H, W] -> logits [B, num_classes].

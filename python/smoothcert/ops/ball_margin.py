@@ -1,5 +1,5 @@
 """Wrapper of ``smoothcert::ball_margin``: the pairwise ball tests of the memory-based
-certificate (seed-000 §3), new points against a memory of stored balls."""
+certificate (Alfarra et al., §3.5 and App. C, Algorithm 3), new points against a memory of stored balls."""
 from __future__ import annotations
 
 from typing import Optional, Tuple

@@ -20,7 +20,7 @@ def dssn_batch(x: torch.Tensor, v: torch.Tensor, offsets: torch.Tensor, levels: 
     """Deterministic splitting noise (DSSN) of grid images for given split offsets.
 
     Row ``b * nb + j`` is image ``b`` with split values
-    ``s_i = ((v_i + offsets[b, j]) mod L + 1/2) / q`` (seed-001 §3.2): each
+    ``s_i = ((v_i + offsets[b, j]) mod L + 1/2) / q`` (Levine & Feizi 2021, §4.1, Eqs. 17-18): each
     element becomes the midpoint of the piece of [0, 1] between consecutive
     cuts ``s_i + n L / q`` that holds it, computed exactly in integers.
 

@@ -1,5 +1,6 @@
 """Wrapper of ``smoothcert::pair_distances``: the exact pairwise distances of the
-robust-region allocation (seed-004 §3), and the edge list built from them in tiles."""
+robust-region allocation (Wang et al., sample-wise smoothing, §4.2 and App. C), and the edge
+list built from them in tiles."""
 from __future__ import annotations
 
 from typing import Optional, Tuple

@@ -69,7 +69,7 @@ def unit_noise(words, kind: str) -> torch.Tensor:
 
 def split_value(x: torch.Tensor, sigma: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """Splitting noise of ``x`` for split value ``s = lambda (1 + u)``, lambda =
-    sqrt(3) sigma (seed-001 §2.2): float32 ops in the kernel's order."""
+    sqrt(3) sigma (Levine & Feizi 2021, Theorem 2, general case, §4.3): float32 ops in the kernel's order."""
     x, sigma, u = _f32(x), _f32(sigma), _f32(u)
     lam = sigma * torch.tensor(1.73205081, dtype=torch.float32)
     two = 2.0 * lam
@@ -210,8 +210,8 @@ def count_votes_(logits: torch.Tensor, samples: int, counts: torch.Tensor,
 def dssn_batch(x: torch.Tensor, v: torch.Tensor, offsets: torch.Tensor, levels: int, q: int, *,
                mean: Optional[torch.Tensor] = None, std: Optional[torch.Tensor] = None,
                out_dtype: Optional[torch.dtype] = None, channels_last: bool = False) -> torch.Tensor:
-    """Twin of :func:`smoothcert.ops.dssn_batch`, in the integer form of seed-001 §7
-    (C-style division, ceiling by sign), float32 only for the final division."""
+    """Twin of :func:`smoothcert.ops.dssn_batch`, in this library's integer form of Levine & Feizi's
+    Corollary 1 (C-style division, ceiling by sign), float32 only for the final division."""
     x = x.cpu()
     B, S = x.shape[0], tuple(x.shape[1:])
     X = (x.double() * q).round().long() if x.is_floating_point() else x.long()

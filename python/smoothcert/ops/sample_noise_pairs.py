@@ -1,6 +1,6 @@
 """Wrapper of ``smoothcert::sample_noise_pairs``: the fused sampler's batch plus the
 unit-noise dot product of each pair of rows, for second-order smoothing's gradient-norm
-estimator (``shared/specs/seed-003-sos.md`` §2)."""
+estimator (Levine et al., Tight Second-Order Certificates, §3.1 and App. A.3)."""
 from __future__ import annotations
 
 from typing import Optional, Tuple, Union

@@ -17,7 +17,7 @@ SIGMA_OPT_STREAM = 5  # data-dependent sigma optimisation at certification time
 TRAIN_SIGMA_OPT_STREAM = 6  # ... and during DS2 training
 FIT_SIGMA_STREAM = 7  # fitting one per-element sigma on training data (smoothcert fit-sigma)
 DIPOLE_STREAM = 8  # the antithetic pairs of dipole smoothing, independent of the first-order estimation
-SAMPLEWISE_STREAM = 9  # sample-wise sigma selection over the grid at certification time (seed-004 Eq. 7)
+SAMPLEWISE_STREAM = 9  # sample-wise sigma selection over the grid at certification time (Wang et al., Eq. 7)
 TRAIN_SAMPLEWISE_STREAM = 10  # ... and on the training set before fine-tuning (Eq. 5)
 
 ID_LIMIT = 1 << 32  # input indices are one 32-bit counter word

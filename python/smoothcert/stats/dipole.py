@@ -1,4 +1,5 @@
-"""Gaussian dipole smoothing certificates (Levine et al.; ``shared/specs/seed-003-sos.md`` §3).
+"""Gaussian dipole smoothing certificates (Levine et al., "Tight Second-Order Certificates for
+Randomized Smoothing", §4 and App. A.4).
 
 With antithetic pairs ``x + eps`` / ``x - eps``: ``C_S = P(both vote a)``,
 ``C_N = P(only the + side votes a)``. Theorem 3: for ``||x' - x|| < rho``,
@@ -37,7 +38,7 @@ def _prepare(cs, cn, sigma):
         raise ValueError(f"sigma must be finite and > 0, got {_bad(s, ~(np.isfinite(s) & (s > 0)))!r}")
     cs, cn, s = np.broadcast_arrays(cs, cn, s)
     # No clamp to C_S + 2 C_N <= 1: the true values satisfy it, so lower bounds that hold
-    # do too, and the formula stays the spec's reference one elsewhere ((0, .8) -> .8416).
+    # do too, and the formula stays Theorem 3's (Eq. 9) elsewhere ((0, .8) -> .8416).
     with np.errstate(divide="ignore"):
         c = special.ndtri(cn)  # -inf at C_N = 0
         k = -special.ndtri((1.0 - cs) / 2.0)  # +inf at C_S = 1
@@ -89,7 +90,7 @@ def dipole_radius(cs, cn, sigma):
 
 
 def dipole_certify(count_s, count_n, count_x, n_pairs, alpha, sigma, *, symmetric: bool = False):
-    """The empirical dipole certificate from ``n_pairs`` antithetic pairs (spec §3).
+    """The empirical dipole certificate from ``n_pairs`` antithetic pairs (§4, Theorem 3).
 
     Args:
         count_s: ``[B]`` pairs where both sides vote for the selected class.

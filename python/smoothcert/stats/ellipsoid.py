@@ -1,4 +1,5 @@
-"""Certificates of non-uniform (diagonal-Gaussian) smoothing (Tecot et al.; ``shared/specs/seed-002-nonuniform.md``).
+"""Certificates of non-uniform (diagonal-Gaussian) smoothing (Tecot et al., "Robustness Verification
+with Non-Uniform Randomized Smoothing", §3-§4.1).
 
 With noise ``N(0, diag(sigma^2))`` and ``pA_lower`` the one-sided (1 - alpha)
 bound of the top class, the smoothed classifier is constant on the open

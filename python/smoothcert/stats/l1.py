@@ -1,7 +1,7 @@
 """L1 certificates of uniform, splitting (SSN) and deterministic splitting (DSSN) noise.
 
-Levine & Feizi (ICML 2021; ``shared/specs/seed-001-dssn.md``): with uniform noise
-U(-lambda, lambda)^d or splitting noise of period 2 lambda, every class
+Levine & Feizi (ICML 2021; Theorem 1, Theorem 2 and Corollary 1): with uniform
+noise U(-lambda, lambda)^d or splitting noise of period 2 lambda, every class
 probability is ``1/(2 lambda)``-Lipschitz in L1, so
 
 * Monte-Carlo (uniform, SSN): the selected class keeps the prediction within
@@ -93,7 +93,9 @@ def _radius_down(K: int, q: int) -> float:
 
 
 def dssn_certificate(counts, q: int) -> Dict[str, np.ndarray]:
-    """Exact DSSN prediction and certificate from integer votes (seed-001 §3.3).
+    """Exact DSSN prediction and certificate from integer votes (Levine & Feizi 2021, Corollary 1
+    with §4.1's exact evaluation of p; the integer form and its tie-breaks are this library's, matching
+    the authors' released code rather than the paper's text).
 
     Args:
         counts: ``[B, K]`` non-negative integer votes over all L offsets.

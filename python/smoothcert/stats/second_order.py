@@ -1,5 +1,5 @@
-"""Second-order smoothing (SoS) certificates of Levine, Kumar, Goldstein & Feizi
-(``shared/specs/seed-003-sos.md`` §1-§2), vectorised in float64.
+"""Second-order smoothing (SoS) certificates of Levine, Kumar, Goldstein & Feizi ("Tight
+Second-Order Certificates for Randomized Smoothing", §3-§3.2, Theorems 1-2), vectorised in float64.
 
 With ``p = P(f(x + eps) = a)`` and ``G = ||grad p(x)||`` (eps ~ N(0, sigma^2 I)),
 Theorem 1 gives ``p(x') >= L(rho) = Phi(Phi^-1(a' + p) - rho/sigma) -
@@ -17,7 +17,7 @@ therefore below the exact solution by at most the final bracket width
 (``<= 2^-60`` of the initial bracket, relative) plus the margins
 (:data:`H_MARGIN`, :data:`L_MARGIN`), then stepped down one ulp. Differences of
 normal CDFs near 1 are evaluated through the complementary form with
-``q = 1 - p`` (exact in float64 for ``p >= 1/2``), as §6 asks.
+``q = 1 - p`` (exact in float64 for ``p >= 1/2``): a numerical choice of this library, not the paper's.
 """
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def _h(a, q, sG):
 
 
 def a_prime(p, G, sigma):
-    """The root a' of h on ``[0, (1 - p)/2]`` (spec §1.3), rounded down: a conservative
+    """The root a' of h on ``[0, (1 - p)/2]`` (Theorem 1, Eq. 3), rounded down: a conservative
     lower bracket end. ``G`` is clipped to ``[0, g_max(p, sigma)]``; ``G >= g_max`` gives 0
     (the half-space). Shapes broadcast; float64."""
     p, G, s = np.broadcast_arrays(_check_p(p), _check_grad(G), _check_pos(sigma, "sigma"))
@@ -134,7 +134,7 @@ def sos_bound(rho, p, G, sigma):
 
 
 def sos_radius(p, G, sigma):
-    """The second-order certified L2 radius (spec §1.3's ``sos_radius``): 0 where
+    """The second-order certified L2 radius (Theorem 1: Eq. 2 set to 1/2, §3): 0 where
     ``p <= 1/2``, else the rho with ``L(rho) = 1/2`` rounded down (never below the
     first-order radius ``sigma Phi^-1(p)``, never above the exact solution).
     Shapes broadcast; float64."""
@@ -159,7 +159,7 @@ def sos_radius(p, G, sigma):
 
 
 def sos_upper_bound(rho, p_upper, G_upper, sigma):
-    """Spec §1.4: ``p_c(x') <= U_c(rho) = 1 - L(rho; 1 - p_c, G_c)`` for ``||x' - x|| < rho``
+    """§3.2 of the paper: ``p_c(x') <= U_c(rho) = 1 - L(rho; 1 - p_c, G_c)`` for ``||x' - x|| < rho``
     (Theorem 1 applied to ``1 - f``, which has the same gradient norm). U increases in p_c
     and G_c, so pass *upper* bounds of both. float64, broadcast shape."""
     pu = _check_p(p_upper, "p_upper")
@@ -167,7 +167,7 @@ def sos_upper_bound(rho, p_upper, G_upper, sigma):
 
 
 def sos_multiclass_radius(p_lower, G_a, p_upper, G_upper, sigma):
-    """Spec §1.4's larger (valid, not tight) certificate: the largest rho with
+    """The paper's larger (valid, not tight) certificate of §3.2: the largest rho with
     ``L_a(rho) >= max_c U_c(rho)``, the max over **every** other class c.
 
     Args:
@@ -225,7 +225,7 @@ def dot_rounding_slack(dim) -> float:
 
 
 def sos_certify(count_a, n, dot_sum, n_pairs, dim, alpha, sigma):
-    """The empirical second-order certificate of spec §2 from one estimation pass.
+    """The empirical second-order certificate (§3.1, Theorem 2; App. A.3) from one estimation pass.
 
     The n samples are i.i.d.; pairs ``(2j, 2j+1)`` are ``n_pairs = n // 2`` disjoint
     independent pairs. alpha is split evenly: ``pA_lower = CP_lower(count_a, n, alpha/2)``
