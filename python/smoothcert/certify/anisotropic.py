@@ -1,5 +1,5 @@
 """Non-uniform (anisotropic, per-element sigma) Gaussian smoothing (Tecot et al.;
-``shared/specs/seed-002-nonuniform.md``).
+"Robustness Verification with Non-Uniform Randomized Smoothing", Sec. 4).
 
 The noise is ``N(0, diag(sigma^2))`` with one sigma per input element, the
 same for every input (fitted on training data by :mod:`smoothcert.sigma.fit`

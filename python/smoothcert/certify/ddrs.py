@@ -1,4 +1,4 @@
-"""Data-dependent randomized smoothing (Alfarra et al., UAI 2022; ``shared/specs/seed-000-ddrs.md``).
+"""Data-dependent randomized smoothing (Alfarra et al., UAI 2022; Alg. 1, Sec. 3.5).
 
 For every input x: sigma_x* = OptimizeSigma(x) (:mod:`smoothcert.sigma`, its own
 noise stream), Cohen's CERTIFY at sigma_x* with fresh, independent selection and

@@ -1,4 +1,5 @@
-"""Gaussian dipole smoothing (Levine et al.; ``shared/specs/seed-003-sos.md`` §3).
+"""Gaussian dipole smoothing (Levine, Kumar, Goldstein & Feizi, "Tight
+Second-Order Certificates for Randomized Smoothing", Sec. 4).
 
 The dipole pass draws n/2 antithetic pairs ``x + eps``, ``x - eps`` with the fused
 sampler's antithetic mode (one Philox draw feeds both rows; no second noise

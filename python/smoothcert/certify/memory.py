@@ -1,5 +1,5 @@
 """The memory-based certificate of data-dependent smoothing (Alfarra et al., §3.5,
-App. C, Alg. 3; ``shared/specs/seed-000-ddrs.md`` §3).
+App. C, Alg. 3).
 
 A :class:`Memory` holds the certified balls M = {(x_i, C_i, R_i)} of earlier
 queries and keeps the invariant that balls of different classes are disjoint:

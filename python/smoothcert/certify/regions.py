@@ -1,4 +1,5 @@
-"""Robust regions of sample-wise smoothing (seed-004 §3, ``shared/specs/seed-004-samplewise.md``).
+"""Robust regions of sample-wise smoothing (Wang et al., "Pretrain-to-Finetune
+Adversarial Training via Sample-wise Randomized Smoothing", Sec. 4.2, Alg. 2, Eqs. 6-8).
 
 Cohen's theorem needs one sigma over the whole certified ball, so a per-input
 sigma is certified by splitting the input space into pairwise-disjoint open

@@ -1,4 +1,5 @@
-"""Sample-wise randomized smoothing with robust regions (seed-004, ``shared/specs/seed-004-samplewise.md``).
+"""Sample-wise randomized smoothing with robust regions (Wang et al.,
+"Pretrain-to-Finetune Adversarial Training via Sample-wise Randomized Smoothing", Secs. 3-4).
 
 Two phases over the whole set of inputs (``--sigma-mode samplewise``):
 

@@ -1,4 +1,5 @@
-"""Second-order smoothing (SoS; Levine, Kumar, Goldstein & Feizi; ``shared/specs/seed-003-sos.md``).
+"""Second-order smoothing (SoS; Levine, Kumar, Goldstein & Feizi, "Tight Second-Order
+Certificates for Randomized Smoothing", Sec. 3, Theorems 1-2).
 
 The estimation pass draws its n samples as n/2 disjoint independent pairs with
 the fused pair sampler (:func:`smoothcert.ops.sample_noise_pairs`), which also

@@ -1,7 +1,7 @@
 """Uniform additive smoothing for L1 (Lee et al. 2019; Yang et al. 2020), and the
 Monte-Carlo L1 certificate it shares with randomized splitting noise.
 
-Levine & Feizi (ICML 2021; ``shared/specs/seed-001-dssn.md``): with noise
+Levine & Feizi (ICML 2021, Sec. 3 and Sec. 4): with noise
 U(-lambda, lambda)^d or splitting noise of period 2 lambda, every class
 probability is ``1/(2 lambda)``-Lipschitz in L1, so Cohen-style CERTIFY
 (selection with n0 samples, estimation with n fresh samples) gives the L1 radius

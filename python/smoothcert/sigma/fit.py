@@ -1,5 +1,5 @@
 """Fitting one per-element sigma for a (dataset, model) pair (Tecot et al. Alg. 1;
-``shared/specs/seed-002-nonuniform.md`` §2).
+"Robustness Verification with Non-Uniform Randomized Smoothing", Secs. 4.2-4.3).
 
 The base model is frozen (eval mode); only sigma is trained, with Adam, to
 maximise the mean log certified volume of the training points the smoothed

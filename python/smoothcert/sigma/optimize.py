@@ -1,5 +1,5 @@
 """Batched OptimizeSigma (Alfarra et al., "Data Dependent Randomized Smoothing", Alg. 1;
-``shared/specs/seed-000-ddrs.md`` §1.3).
+the step-size and clamp of its App. A listing).
 
 For each input x, starting at sigma0, K steps of plain gradient ascent on the soft
 Monte-Carlo radius of the smoothed *soft* classifier:
