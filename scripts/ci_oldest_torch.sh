@@ -19,5 +19,5 @@ trap 'rm -rf "$work"' EXIT
 git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$work"
 cd "$work"
 "$VENV/bin/pip" install -q --no-build-isolation -e .
-"$VENV/bin/python" -m pytest -q tests/test_build.py tests/test_count_votes.py tests/test_stats.py tests/test_install.py
+"$VENV/bin/python" -m pytest -q tests/test_build.py tests/ops/test_count_votes.py tests/stats/test_stats.py tests/test_install.py
 echo "ci_oldest_torch: torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)') passed"

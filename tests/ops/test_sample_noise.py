@@ -212,7 +212,7 @@ def test_baseline_filler_writes_identical_bits(tmp_path, forced):
     path = tmp_path / "baseline.pt"
     env = dict(os.environ, SMOOTHCERT_CPU_BASELINE=forced)
     here = os.path.dirname(os.path.abspath(__file__))
-    env["PYTHONPATH"] = os.pathsep.join([here, env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([here, os.path.dirname(here), env.get("PYTHONPATH", "")])  # + helpers
     subprocess.run([sys.executable, "-c", _BASELINE_SCRIPT, str(path)], env=env, check=True, timeout=120)
     base = torch.load(path)
     here_out = {}

@@ -215,7 +215,7 @@ def test_every_cpu_filler_matches_twin(tmp_path):
     procs = {}
     for forced in ("1", "2"):
         env = dict(os.environ, SMOOTHCERT_CPU_BASELINE=forced, OMP_NUM_THREADS="1")
-        env["PYTHONPATH"] = os.pathsep.join([here, env.get("PYTHONPATH", "")])
+        env["PYTHONPATH"] = os.pathsep.join([here, os.path.dirname(here), env.get("PYTHONPATH", "")])  # + helpers
         path = tmp_path / f"filler{forced}.pt"
         procs[forced] = (path, subprocess.Popen([sys.executable, "-c", _FILLER_SCRIPT, str(path)], env=env,
                                                 stderr=subprocess.PIPE))

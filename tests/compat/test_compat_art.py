@@ -247,7 +247,7 @@ def test_bad_calls_are_refused_in_one_line():
 def test_bench_compat_quick_runs(tmp_path, art_cls):
     """bench/compat.py's smoke run: both estimators certify and a ratio is reported."""
     out = str(tmp_path / "compat.json")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     proc = subprocess.run([sys.executable, os.path.join(root, "bench", "compat.py"), "--quick", "--device", "cpu",
                            "--json", out], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
