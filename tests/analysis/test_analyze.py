@@ -1,3 +1,4 @@
+import json
 import csv
 import io
 
@@ -184,3 +185,17 @@ def test_best_over_files_envelope(tmp_path, capsys):
     assert "different numbers of rows" in capsys.readouterr().err
     assert analyze_cli.main([str(a), "--best", "x=nope"]) == 2
     assert analyze_cli.main([str(a), "--best", "x"]) == 2
+
+
+def test_column_types_come_from_the_sidecar_else_from_the_values(tmp_path):
+    from smoothcert.analysis.results import load_results
+
+    path = tmp_path / "r.tsv"
+    path.write_text("idx\tlabel\tpredict\tradius\tcorrect\ttime\tnew_count\tnew_level\tnew_name\n"
+                    "0\t1\t1\t0.5\t1\t0.1\t7\t0.25\tx\n3\t2\t-1\t0.0\t0\t0.1\t9\t1\ty\n")
+    d = load_results(path)  # no sidecar: the narrowest type every value parses as
+    assert d["new_count"].dtype.kind == "i" and d["new_level"].dtype.kind == "f" and d["new_name"].dtype.kind == "U"
+    with open(str(path) + ".json", "w") as f:
+        json.dump({"columns": {"new_count": "str", "new_level": "float", "new_name": "str"}}, f)
+    d = load_results(path)  # a family's declaration wins over the values
+    assert d["new_count"].dtype.kind == "U" and list(d["new_level"]) == [0.25, 1.0]
