@@ -32,7 +32,6 @@ def test_families_certify_through_the_interface(name, tmp_path):
     assert header_of(fam)[:6] == PREFIX and rows[0]["norm"] == fam.NORM
 
 
-@register_family("test-antithetic-gaussian")
 class _Antithetic(Smooth):
     """A family defined outside the package: Gaussian votes on antithetic pairs (a noise
     kind of the engine), with one more column."""
@@ -49,7 +48,14 @@ class _Antithetic(Smooth):
         return res
 
 
-def test_a_new_family_is_one_class_plus_registration(tmp_path):
+@pytest.fixture
+def antithetic_family():
+    register_family("test-antithetic-gaussian")(_Antithetic)
+    yield
+    FAMILIES.pop("test-antithetic-gaussian")
+
+
+def test_a_new_family_is_one_class_plus_registration(tmp_path, antithetic_family):
     path = str(tmp_path / "mlp.pt")
     model = models.build_model("mlp", "digits")
     train_gaussian(model, data.load_dataset("digits", "train"), 0.25, epochs=1, progress=False)

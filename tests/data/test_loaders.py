@@ -13,7 +13,7 @@ from smoothcert.cli.train import _load_sigma_table
 from smoothcert.sigma import load_sigma, save_sigma
 from smoothcert.drivers.fit_sigma import STATE, _load_state
 from smoothcert.train import TrainConfig, train
-from smoothcert.train.pretrain_finetune import SELECTION_FORMAT, _load_selection
+from smoothcert.drivers.pretrain_finetune import SELECTION_FORMAT, _load_selection
 from smoothcert.utils.safe_load import load_weights_only
 
 MARKER = "hostile_payload_ran"

@@ -1,6 +1,11 @@
 """``smoothcert train``: train a base classifier with a smoothing-aware method,
 checkpointing every epoch (rerunning the same command resumes).
 
+``--method`` is a registered loss (:data:`smoothcert.train.registry.LOSSES`, one run over
+``--epochs``) or a registered recipe (:data:`smoothcert.train.registry.RECIPES`); the
+losses, sigma modes, training noises and recipes add their own options, so a new one
+registers itself and needs no change here.
+
 ``--method pretrain-finetune`` is the two-stage run of sample-wise smoothing (Wang et al.,
 Alg. 1: uniform-random sigma, then a per-example sigma selected on the grid;
 :mod:`smoothcert.train.pretrain_finetune`)::
@@ -13,31 +18,35 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import List
 
 import torch
 
+from ..train.registry import LOSSES, RECIPES, SIGMA_POLICIES, TRAINING_NOISES, Recipe, register_recipe
+
+
+def _cli_policies() -> list:
+    return [cls for cls in SIGMA_POLICIES.classes() if cls.CLI]
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", default="gaussian",
-                   choices=["gaussian", "smoothadv", "macer", "stability", "pretrain-finetune"],
-                   help="gaussian: noise augmentation (Cohen et al. 2019); smoothadv: PGD on the smoothed "
-                   "classifier (Salman et al. 2019); macer: certified-radius hinge (Zhai et al. 2020); stability: "
-                   "clean-vs-noisy KL (Li et al. 2019); pretrain-finetune: uniform-random sigma, then each "
-                   "example's own sigma from a grid (Wang et al., sample-wise smoothing, Alg. 1)")
+    from ..train import TrainConfig
+
+    methods = LOSSES.classes() + RECIPES.classes()
+    p.add_argument("--method", default="gaussian", choices=[cls.name for cls in methods],
+                   help="; ".join(f"{cls.name}: {cls.HELP}" for cls in methods if cls.HELP))
     p.add_argument("--arch", required=True, help="architecture (lenet, resnet20, resnet110, wrn40_2, ...)")
     p.add_argument("--dataset", required=True, help="dataset name (mnist, fashion-mnist, cifar10, digits, ...)")
     p.add_argument("--data-root", default=None, help="directory holding the dataset files")
     p.add_argument("--sigma", type=float, default=None, help="noise level (RMS) in [0, 1] pixel units")
-    p.add_argument("--noise", default="gaussian", choices=["gaussian", "uniform", "ssn", "dssn"],
+    p.add_argument("--noise", default=TrainConfig.noise, choices=list(TRAINING_NOISES),
                    help="training noise; uniform/ssn/dssn (L1 smoothing) with --method gaussian or stability")
-    p.add_argument("--q", type=int, default=255, help="dssn: grid steps of the inputs")
-    p.add_argument("--offset-seed", type=int, default=0,
-                   help="dssn: seed of the fixed offset vector v (stored; certification uses the same)")
+    for cls in TRAINING_NOISES.classes():
+        cls.add_arguments(p)
     p.add_argument("--sigma-table", default=None,
                    help="torch file holding a per-example sigma tensor [N] (instead of --sigma)")
-    p.add_argument("--sigma-mode", default="fixed", choices=["fixed", "ddrs"],
-                   help="ddrs: data-dependent sigma (DS2, Alfarra et al. Alg. 2): a per-example sigma, starting "
-                   "at --sigma, updated by OptimizeSigma before each step and stored in the checkpoint")
+    p.add_argument("--sigma-mode", default=TrainConfig.sigma_mode, choices=[cls.name for cls in _cli_policies()],
+                   help="; ".join(f"{cls.name}: {cls.HELP}" for cls in _cli_policies() if cls.HELP))
     p.add_argument("--init", default=None, help="start from this checkpoint's weights (same arch and dataset), "
                    "e.g. to fine-tune a fixed-sigma model with DS2")
     p.add_argument("--epochs", type=int, default=None,
@@ -60,66 +69,41 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="torch device to train on (cpu, cuda, cuda:1, ...)")
     p.add_argument("--out", required=True, help="checkpoint path (written every epoch; resumed if present)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
-    g = p.add_argument_group("ddrs (DS2)")
-    g.add_argument("--ddrs-steps", type=int, default=1, help="K_train, OptimizeSigma steps per minibatch")
-    g.add_argument("--ddrs-start", type=int, default=0,
-                   help="first epoch (0-based) that updates sigma; before it sigma stays sigma0 (the paper: 50)")
-    g.add_argument("--ddrs-every", type=int, default=1, help="update sigma every k-th epoch from --ddrs-start")
-    g.add_argument("--ddrs-lr", type=float, default=1e-4, help="alpha, OptimizeSigma's step size")
-    g.add_argument("--ddrs-samples", type=int, default=1, help="n, noise draws per example per step")
-    g = p.add_argument_group("smoothadv")
-    g.add_argument("--m", type=int, default=1, help="noise draws per example")
-    g.add_argument("--pgd-steps", type=int, default=2, help="PGD steps T")
-    g.add_argument("--epsilon", type=float, default=0.25, help="L2 attack radius")
-    g.add_argument("--warmup", type=int, default=10, help="epochs of linear epsilon warm-up")
-    g.add_argument("--single-copy", action="store_true",
-                   help="train on one of the m noisy adversarial copies (Salman et al.'s default without "
-                   "multi-noise); the attack still uses all m")
-    g = p.add_argument_group("macer")
-    g.add_argument("--k", type=int, default=16, help="noise draws per example")
-    g.add_argument("--lbd", type=float, default=12.0, help="weight of the radius hinge")
-    g.add_argument("--macer-gamma", type=float, default=8.0, help="hinge margin gamma")
-    g.add_argument("--beta", type=float, default=16.0, help="logit scale of the soft classifier")
-    g = p.add_argument_group("stability")
-    g.add_argument("--stability-weight", type=float, default=6.0, help="weight of the KL term")
-    g = p.add_argument_group("pretrain-finetune (Wang et al., sample-wise smoothing, Alg. 1; the value in "
-                             "parentheses is used when an option is not given)")
-    g.add_argument("--sigma-min", type=float, help="lower end of stage 1's uniform sigma and of the grid")
-    g.add_argument("--sigma-max", type=float, help="upper end of stage 1's uniform sigma and of the grid")
-    g.add_argument("--sigma-step", type=float, help="grid step (0.05): the grid is {t * step} in [min, max]")
-    g.add_argument("--grid-include-min", action="store_true", default=None,
-                   help="prepend --sigma-min to the grid when it is off the step")
-    g.add_argument("--pretrain-epochs", type=int, help="stage 1 epochs (30; the paper: 150)")
-    g.add_argument("--finetune-epochs", type=int, help="stage 2 epochs (30; the paper: 150)")
-    g.add_argument("--finetune-lr", type=float, help="stage 2 initial lr (--lr / 100, the paper's 0.1 -> 0.001)")
-    g.add_argument("--finetune-warmup", type=int,
-                   help="stage 2 epsilon warm-up epochs (0: stage 1 already trained at the full epsilon)")
-    g.add_argument("--select-samples", type=int, help="noise draws per (example, grid sigma) of the selection (500)")
-    g.add_argument("--select-alpha", type=float, help="level of the selection's Clopper-Pearson bound (0.001)")
-    g.add_argument("--select-batch", type=int, help="forward batch of the selection (1000)")
-    g.add_argument("--loss", choices=["smoothadv", "gaussian"], help="loss of both stages (smoothadv)")
-
-
-PRETRAIN_FINETUNE_OPTIONS = ("sigma_min", "sigma_max", "sigma_step", "grid_include_min", "pretrain_epochs",
-                             "finetune_epochs", "finetune_lr", "finetune_warmup", "select_samples", "select_alpha",
-                             "select_batch", "loss")
+    for cls in _cli_policies():
+        cls.add_arguments(p)
+    for cls in methods:
+        cls.add_arguments(p)
 
 
 def _flag(dest: str) -> str:
     return "--" + dest.replace("_", "-")
 
 
-def _method_params(args, method: str) -> dict:
-    if args.single_copy and method != "smoothadv":
-        raise ValueError(f"--single-copy applies to the smoothadv loss, not {method}")
-    if method == "smoothadv":
-        return dict(m=args.m, steps=args.pgd_steps, epsilon=args.epsilon, warmup=args.warmup,
-                    single_copy=args.single_copy)
-    if method == "macer":
-        return dict(k=args.k, lbd=args.lbd, gamma=args.macer_gamma, beta=args.beta)
-    if method == "stability":
-        return dict(weight=args.stability_weight)
-    return {}
+def _make_loss(args, name: str):
+    """The registered loss ``name`` from its options; another loss's own options are refused."""
+    chosen = LOSSES.get(name)
+    for cls in LOSSES.classes():
+        given = cls.options_given(args) if cls is not chosen else []
+        if given:
+            raise ValueError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to the {cls.name} "
+                             f"loss, not {name}")
+    return chosen.from_args(args)
+
+
+def _strategy_config(args) -> dict:
+    """The ``TrainConfig`` fields of the noises' and sigma modes' own options (all of them, given
+    or not: the recorded config holds every field)."""
+    fields = {}
+    for cls in TRAINING_NOISES.classes() + _cli_policies():
+        fields.update(cls.config_from_args(args))
+    return fields
+
+
+def _defaults_changed(args, *fields: str) -> List[str]:
+    """The flags among ``fields`` whose value is not ``TrainConfig``'s default."""
+    from ..train import TrainConfig
+
+    return [_flag(f) for f in fields if getattr(args, f) != getattr(TrainConfig, f)]
 
 
 def _load_split(args):
@@ -135,8 +119,9 @@ def _load_split(args):
 def _initial_model(args):
     """(model, init meta): seeded initial weights, or those of ``--init``."""
     from .. import models
+    from ..train import derive_seed
 
-    torch.manual_seed(args.seed)  # initial weights
+    torch.manual_seed(derive_seed(args.seed, "init"))
     model = models.build_model(args.arch, args.dataset)
     if args.init is None:
         return model, None
@@ -173,102 +158,146 @@ def _load_sigma_table(path: str, n: int) -> torch.Tensor:
 
 
 def run(args) -> int:
-    from .. import models
-    from .. import train as training
-
-    if args.method == "pretrain-finetune":
-        return _run_pretrain_finetune(args)
-    given = [_flag(k) for k in PRETRAIN_FINETUNE_OPTIONS if getattr(args, k, None) is not None]
-    if given:
-        raise ValueError(f"{', '.join(given)} belong to --method pretrain-finetune, not {args.method}")
-    if args.epochs is None:
-        args.epochs = 30
-    if (args.sigma is None) == (args.sigma_table is None):
-        raise ValueError("give exactly one of --sigma and --sigma-table")
-    split = _load_split(args)
-    if args.sigma_table is not None:
-        sigma = _load_sigma_table(args.sigma_table, len(split))
-        sigma_desc = f"table:{args.sigma_table}"
-    else:
-        sigma, sigma_desc = args.sigma, args.sigma
-    cfg = training.TrainConfig(epochs=args.epochs, batch_size=args.batch, lr=args.lr, momentum=args.momentum,
-                               weight_decay=args.weight_decay, schedule=args.schedule,
-                               milestones=tuple(args.milestones), gamma=args.lr_gamma, augment=args.augment,
-                               seed=args.seed, noise=args.noise, q=args.q, offset_seed=args.offset_seed,
-                               sigma_mode=args.sigma_mode, ddrs_steps=args.ddrs_steps, ddrs_start=args.ddrs_start,
-                               ddrs_every=args.ddrs_every, ddrs_lr=args.ddrs_lr, ddrs_samples=args.ddrs_samples)
-    method = training.make_method(args.method, **_method_params(args, args.method))
-    model, init_meta = _initial_model(args)
-    noise_meta = {"kind": args.noise}
-    if args.noise == "dssn":
-        from ..stats.l1 import dssn_levels
-        if args.sigma is None:
-            raise ValueError("--noise dssn needs one scalar --sigma")
-        noise_meta.update(q=args.q, offset_seed=args.offset_seed, levels=dssn_levels(args.sigma, args.q))
-    meta_base = {"method": training.describe(method), "sigma": sigma_desc, "noise": noise_meta,
-                 "sigma_mode": args.sigma_mode, "init": init_meta, "epochs": args.epochs,
-                 "train_examples": len(split), "config": {k: (list(v) if isinstance(v, tuple) else v)
-                                                          for k, v in vars(cfg).items()},
-                 "command": args.command_line}
-
-    def save(m, progress_meta):
-        _save_checkpoint(args, args.out, m, {**meta_base, **progress_meta})
-
-    training.train(model, split, method, sigma, config=cfg, device=args.device, out=args.out, save=save,
-                   progress=not args.no_progress)
-    info = models.checkpoint_info(args.out)
-    last = info["meta"]["history"][-1] if info["meta"].get("history") else {}
-    print(f"smoothcert train: {args.out}: {info['meta'].get('epochs_done')} epochs, "
-          f"last loss {last.get('loss', float('nan')):.4f}, noisy accuracy {last.get('noisy_accuracy', 0):.4f}",
-          file=sys.stderr)
-    return 0
+    recipe = RECIPES.find(args.method)
+    for other in RECIPES.classes():
+        given = other.options_given(args) if other is not recipe else []
+        if given:
+            raise ValueError(f"{', '.join(given)} belong to --method {other.name}, not {args.method}")
+    return (recipe or _OneLoss).run(args)
 
 
-def _run_pretrain_finetune(args) -> int:
-    from .. import models
-    from .. import train as training
+class _OneLoss(Recipe):
+    """The run of a registered loss over ``--epochs`` at ``--sigma`` or ``--sigma-table``."""
 
-    if args.sigma is not None or args.sigma_table is not None:
-        raise ValueError("--method pretrain-finetune draws (stage 1) and selects (stage 2) every example's sigma "
-                         "itself: drop --sigma/--sigma-table and give --sigma-min and --sigma-max")
-    if args.sigma_min is None or args.sigma_max is None:
-        raise ValueError("--method pretrain-finetune needs --sigma-min and --sigma-max")
-    if args.epochs is not None:
-        raise ValueError("--method pretrain-finetune takes --pretrain-epochs and --finetune-epochs, not --epochs")
-    if args.sigma_mode != "fixed" or args.noise != "gaussian":
-        raise ValueError("--method pretrain-finetune trains with Gaussian noise and its own sigma: drop "
-                         "--sigma-mode and --noise")
-    defaults = training.PretrainFinetuneConfig(args.sigma_min, args.sigma_max)
-    pick = lambda value, default: default if value is None else value  # noqa: E731
-    plan = training.PretrainFinetuneConfig(
-        sigma_min=args.sigma_min, sigma_max=args.sigma_max, sigma_step=pick(args.sigma_step, defaults.sigma_step),
-        include_min=bool(args.grid_include_min),
-        pretrain_epochs=pick(args.pretrain_epochs, defaults.pretrain_epochs),
-        finetune_epochs=pick(args.finetune_epochs, defaults.finetune_epochs), pretrain_lr=args.lr,
-        finetune_lr=pick(args.finetune_lr, args.lr / 100), finetune_warmup=pick(args.finetune_warmup, 0),
-        select_samples=pick(args.select_samples, defaults.select_samples),
-        alpha=pick(args.select_alpha, defaults.alpha), select_batch=pick(args.select_batch, defaults.select_batch))
-    plan.check()  # before loading data: bad ranges fail fast
-    base = training.TrainConfig(batch_size=args.batch, momentum=args.momentum, weight_decay=args.weight_decay,
-                                schedule=args.schedule, milestones=tuple(args.milestones), gamma=args.lr_gamma,
-                                augment=args.augment, seed=args.seed)
-    loss_name = args.loss or "smoothadv"
-    loss = training.make_method(loss_name, **_method_params(args, loss_name))
-    split = _load_split(args)
-    model, init_meta = _initial_model(args)
-    meta_base = {"init": init_meta, "epochs": plan.pretrain_epochs + plan.finetune_epochs,
-                 "train_examples": len(split), "command": args.command_line}
+    @classmethod
+    def run(cls, args) -> int:
+        from .. import drivers, models
+        from .. import train as training
+        from ..train.config import plain_config
 
-    def save(path, m, meta):
-        _save_checkpoint(args, path, m, {**meta_base, **meta})
+        if args.epochs is None:
+            args.epochs = 30
+        if (args.sigma is None) == (args.sigma_table is None):
+            raise ValueError("give exactly one of --sigma and --sigma-table")
+        split = _load_split(args)
+        if args.sigma_table is not None:
+            sigma = _load_sigma_table(args.sigma_table, len(split))
+            sigma_desc = f"table:{args.sigma_table}"
+        else:
+            sigma, sigma_desc = args.sigma, args.sigma
+        cfg = training.TrainConfig(epochs=args.epochs, batch_size=args.batch, lr=args.lr, momentum=args.momentum,
+                                   weight_decay=args.weight_decay, schedule=args.schedule,
+                                   milestones=tuple(args.milestones), gamma=args.lr_gamma, augment=args.augment,
+                                   seed=args.seed, noise=args.noise, sigma_mode=args.sigma_mode,
+                                   **_strategy_config(args))
+        method = _make_loss(args, args.method)
+        model, init_meta = _initial_model(args)
+        noise_meta = TRAINING_NOISES.get(args.noise).meta(cfg, args.sigma)
+        meta_base = {"method": training.describe(method), "sigma": sigma_desc, "noise": noise_meta,
+                     "sigma_mode": args.sigma_mode, "init": init_meta, "epochs": args.epochs,
+                     "train_examples": len(split), "config": plain_config(cfg),
+                     "command": args.command_line}
 
-    res = training.train_pretrain_finetune(model, split, loss, plan, config=base, device=args.device,
-                                           out=args.out, save=save, progress=not args.no_progress)
-    info = models.checkpoint_info(args.out)["meta"]
-    last = info["history"][-1] if info.get("history") else {}
-    chosen = " ".join(f"{g:g}:{c}" for g, c in zip(res.selection.grid.tolist(), res.selection.histogram()) if c)
-    print(f"smoothcert train: {args.out}: {plan.pretrain_epochs} pretrain + {info.get('epochs_done')} finetune "
-          f"epochs, last loss {last.get('loss', float('nan')):.4f}, noisy accuracy "
-          f"{last.get('noisy_accuracy', 0):.4f}; sigma_train {chosen}; {res.selection.no_correct()} of "
-          f"{len(split)} examples correct at no grid sigma (kept {res.selection.grid[0].item():g})", file=sys.stderr)
-    return 0
+        def save(m, progress_meta):
+            _save_checkpoint(args, args.out, m, {**meta_base, **progress_meta})
+
+        training.train(model, split, method, sigma, config=cfg, device=args.device, out=args.out, save=save,
+                       progress=not args.no_progress)
+        info = models.checkpoint_info(args.out)
+        last = info["meta"]["history"][-1] if info["meta"].get("history") else {}
+        print(f"smoothcert train: {args.out}: {info['meta'].get('epochs_done')} epochs, "
+              f"last loss {last.get('loss', float('nan')):.4f}, noisy accuracy {last.get('noisy_accuracy', 0):.4f}",
+              file=sys.stderr)
+        return 0
+
+
+PRETRAIN_FINETUNE_OPTIONS = ("sigma_min", "sigma_max", "sigma_step", "grid_include_min", "pretrain_epochs",
+                             "finetune_epochs", "finetune_lr", "finetune_warmup", "select_samples", "select_alpha",
+                             "select_batch", "loss")
+
+
+@register_recipe("pretrain-finetune")
+class PretrainFinetune(Recipe):
+    """Wang et al.'s sample-wise smoothing, Alg. 1 (:func:`smoothcert.train.train_pretrain_finetune`):
+    stage 1 at a uniform-random sigma per example and epoch, the per-example selection on
+    the grid, stage 2 at the selected table."""
+
+    HELP = ("uniform-random sigma, then each example's own sigma from a grid (Wang et al., sample-wise "
+            "smoothing, Alg. 1)")
+    STAGE_LOSSES = ("smoothadv", "gaussian")  # --loss: the losses of the paper's two stages, the first the default
+
+    @classmethod
+    def add_arguments(cls, p: argparse.ArgumentParser) -> None:
+        g = p.add_argument_group("pretrain-finetune (Wang et al., sample-wise smoothing, Alg. 1; the value in "
+                                 "parentheses is used when an option is not given)")
+        g.add_argument("--sigma-min", type=float, help="lower end of stage 1's uniform sigma and of the grid")
+        g.add_argument("--sigma-max", type=float, help="upper end of stage 1's uniform sigma and of the grid")
+        g.add_argument("--sigma-step", type=float, help="grid step (0.05): the grid is {t * step} in [min, max]")
+        g.add_argument("--grid-include-min", action="store_true", default=None,
+                       help="prepend --sigma-min to the grid when it is off the step")
+        g.add_argument("--pretrain-epochs", type=int, help="stage 1 epochs (30; the paper: 150)")
+        g.add_argument("--finetune-epochs", type=int, help="stage 2 epochs (30; the paper: 150)")
+        g.add_argument("--finetune-lr", type=float,
+                       help="stage 2 initial lr (--lr / 100, the paper's 0.1 -> 0.001)")
+        g.add_argument("--finetune-warmup", type=int,
+                       help="stage 2 epsilon warm-up epochs (0: stage 1 already trained at the full epsilon)")
+        g.add_argument("--select-samples", type=int,
+                       help="noise draws per (example, grid sigma) of the selection (500)")
+        g.add_argument("--select-alpha", type=float, help="level of the selection's Clopper-Pearson bound (0.001)")
+        g.add_argument("--select-batch", type=int, help="forward batch of the selection (1000)")
+        g.add_argument("--loss", choices=list(cls.STAGE_LOSSES), help=f"loss of both stages ({cls.STAGE_LOSSES[0]})")
+
+    @classmethod
+    def options_given(cls, args) -> List[str]:
+        return [_flag(k) for k in PRETRAIN_FINETUNE_OPTIONS if getattr(args, k, None) is not None]
+
+    @classmethod
+    def run(cls, args) -> int:
+        from .. import drivers, models
+        from .. import train as training
+
+        if args.sigma is not None or args.sigma_table is not None:
+            raise ValueError("--method pretrain-finetune draws (stage 1) and selects (stage 2) every example's "
+                             "sigma itself: drop --sigma/--sigma-table and give --sigma-min and --sigma-max")
+        if args.sigma_min is None or args.sigma_max is None:
+            raise ValueError("--method pretrain-finetune needs --sigma-min and --sigma-max")
+        if args.epochs is not None:
+            raise ValueError("--method pretrain-finetune takes --pretrain-epochs and --finetune-epochs, not --epochs")
+        if _defaults_changed(args, "sigma_mode", "noise"):
+            raise ValueError("--method pretrain-finetune trains with Gaussian noise and its own sigma: drop "
+                             "--sigma-mode and --noise")
+        defaults = drivers.PretrainFinetuneConfig(args.sigma_min, args.sigma_max)
+        pick = lambda value, default: default if value is None else value  # noqa: E731
+        plan = drivers.PretrainFinetuneConfig(
+            sigma_min=args.sigma_min, sigma_max=args.sigma_max,
+            sigma_step=pick(args.sigma_step, defaults.sigma_step), include_min=bool(args.grid_include_min),
+            pretrain_epochs=pick(args.pretrain_epochs, defaults.pretrain_epochs),
+            finetune_epochs=pick(args.finetune_epochs, defaults.finetune_epochs), pretrain_lr=args.lr,
+            finetune_lr=pick(args.finetune_lr, args.lr / 100), finetune_warmup=pick(args.finetune_warmup, 0),
+            select_samples=pick(args.select_samples, defaults.select_samples),
+            alpha=pick(args.select_alpha, defaults.alpha),
+            select_batch=pick(args.select_batch, defaults.select_batch))
+        plan.check()  # before loading data: bad ranges fail fast
+        base = training.TrainConfig(batch_size=args.batch, momentum=args.momentum, weight_decay=args.weight_decay,
+                                    schedule=args.schedule, milestones=tuple(args.milestones), gamma=args.lr_gamma,
+                                    augment=args.augment, seed=args.seed)
+        loss = _make_loss(args, args.loss or cls.STAGE_LOSSES[0])
+        split = _load_split(args)
+        model, init_meta = _initial_model(args)
+        meta_base = {"init": init_meta, "epochs": plan.pretrain_epochs + plan.finetune_epochs,
+                     "train_examples": len(split), "command": args.command_line}
+
+        def save(path, m, meta):
+            _save_checkpoint(args, path, m, {**meta_base, **meta})
+
+        res = drivers.train_pretrain_finetune(model, split, loss, plan, config=base, device=args.device,
+                                               out=args.out, save=save, progress=not args.no_progress)
+        info = models.checkpoint_info(args.out)["meta"]
+        last = info["history"][-1] if info.get("history") else {}
+        chosen = " ".join(f"{g:g}:{c}" for g, c in zip(res.selection.grid.tolist(), res.selection.histogram()) if c)
+        print(f"smoothcert train: {args.out}: {plan.pretrain_epochs} pretrain + {info.get('epochs_done')} finetune "
+              f"epochs, last loss {last.get('loss', float('nan')):.4f}, noisy accuracy "
+              f"{last.get('noisy_accuracy', 0):.4f}; sigma_train {chosen}; {res.selection.no_correct()} of "
+              f"{len(split)} examples correct at no grid sigma (kept {res.selection.grid[0].item():g})",
+              file=sys.stderr)
+        return 0

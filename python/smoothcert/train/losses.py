@@ -1,6 +1,6 @@
-"""Training losses of the randomized-smoothing literature, one per method.
+"""Training losses of the randomized-smoothing literature, one registered class per method.
 
-Every loss has the signature ``loss(model, x, y, sigma, noise) -> (loss, logits)``:
+Every loss is called as ``loss(model, x, y, sigma, noise) -> (loss, logits)``:
 
 * ``model`` maps ``[N, *S]`` inputs in the raw input space to logits ``[N, K]``;
 * ``x`` ``[B, *S]`` clean (possibly augmented) inputs, ``y`` ``[B]`` labels;
@@ -13,17 +13,27 @@ Every loss has the signature ``loss(model, x, y, sigma, noise) -> (loss, logits)
 * the returned ``logits`` ``[B', K]`` (with their labels ``y.repeat_interleave``
   where ``B' > B``) only feed the progress bar's accuracy.
 
-Formulas follow ``shared/specs/seed-000-ddrs.md`` §2 (Cohen, SmoothAdv, MACER)
-and ``seed-001-dssn.md`` (stability training).
+Each class registers itself with :func:`~smoothcert.train.registry.register_loss` and
+brings what the loop and ``smoothcert train`` ask of it (:class:`Loss`): its parameters
+(:meth:`Loss.from_params`, :meth:`Loss.describe`), its command-line options
+(:meth:`Loss.add_arguments`, :meth:`Loss.from_args`), its noise draws per step and the
+training noises it is defined for. Papers: Cohen et al. 2019 (Gaussian augmentation),
+Salman et al. 2019 (SmoothAdv: PGD on the smoothed soft classifier), Zhai et al. 2020
+(MACER), Li et al. 2019 (stability training, as Levine & Feizi 2021 train DSSN's base
+classifiers).
 """
 from __future__ import annotations
 
+import argparse
+import dataclasses
 from dataclasses import dataclass
-from typing import Callable, Tuple, Union
+from typing import Any, Callable, ClassVar, Dict, List, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from .registry import LOSSES, register_loss
 
 Noise = Callable[[Tensor, int], Tensor]
 Sigma = Union[float, Tensor]
@@ -36,14 +46,90 @@ def _per_example(sigma: Sigma, B: int, like: Tensor) -> Tensor:
     return torch.full((B,), float(sigma), device=like.device)
 
 
+class Loss:
+    """Base class of the registered losses (module docstring).
+
+    Attributes:
+        name: the registry key (set by ``register_loss``).
+        HELP: the method's entry in ``smoothcert train --method``'s help.
+        ANY_NOISE: defined for every training noise; otherwise for Gaussian noise only.
+    """
+
+    name: ClassVar[str] = ""
+    HELP: ClassVar[str] = ""
+    ANY_NOISE: ClassVar[bool] = False
+
+    def __call__(self, model, x: Tensor, y: Tensor, sigma: Sigma, noise: Noise, **kwargs) -> Tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def samples_per_step(self) -> int:
+        """Noise draws per example per step (the loop reserves this many counters)."""
+        return 1
+
+    def epoch_kwargs(self, epoch: int) -> Dict[str, Any]:
+        """Keyword arguments of every call in (0-based) ``epoch`` of a stage."""
+        return {}
+
+    def check_noise(self, noise) -> None:
+        """ValueError unless this loss is defined for the training noise class ``noise``."""
+        if self.ANY_NOISE or noise.GAUSSIAN:
+            return
+        able = [cls.name for cls in LOSSES.classes() if cls.ANY_NOISE]
+        raise ValueError(f"noise {noise.name!r} trains with the {' or '.join(able)} methods only; "
+                         f"{self.describe()['method']} assumes Gaussian noise")
+
+    def describe(self) -> Dict[str, Any]:
+        """``{"method": name, **parameters}`` (tuples as lists): what checkpoints record and a
+        resume compares; :func:`make_method` rebuilds the loss from it."""
+        return {"method": self.name, **{k: list(v) if isinstance(v, tuple) else v for k, v in vars(self).items()}}
+
+    @classmethod
+    def from_params(cls, **params) -> "Loss":
+        """The loss with these parameters (lists read as the tuples :meth:`describe` turned them into)."""
+        names = [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else []
+        unknown = sorted(set(params) - set(names))
+        if unknown:
+            if not names:
+                raise ValueError(f"{cls.name} takes no parameters, got {sorted(params)}")
+            raise ValueError(f"{cls.name} has no parameter {', '.join(unknown)}; its parameters: {', '.join(names)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Adds the loss's own ``smoothcert train`` options (an argument group)."""
+
+    @classmethod
+    def options_given(cls, args: argparse.Namespace) -> List[str]:
+        """The loss's own options set on the command line that another loss must refuse."""
+        return []
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "Loss":
+        return cls.from_params()
+
+
 def gaussian(model, x: Tensor, y: Tensor, sigma: Sigma, noise: Noise) -> Tuple[Tensor, Tensor]:
     """Gaussian data augmentation (Cohen et al. 2019): CE(f(x + sigma eps), y), one draw."""
     logits = model(noise(x, 1))
     return F.cross_entropy(logits, y), logits
 
 
+@register_loss("gaussian")
 @dataclass
-class SmoothAdv:
+class GaussianAugmentation(Loss):
+    """Noise augmentation (Cohen et al. 2019), :func:`gaussian`; with another training noise
+    (uniform, splitting, DSSN) it is that noise's augmentation."""
+
+    HELP: ClassVar[str] = "noise augmentation (Cohen et al. 2019)"
+    ANY_NOISE: ClassVar[bool] = True
+
+    def __call__(self, model, x, y, sigma, noise) -> Tuple[Tensor, Tensor]:
+        return gaussian(model, x, y, sigma, noise)
+
+
+@register_loss("smoothadv")
+@dataclass
+class SmoothAdv(Loss):
     """SmoothAdv with PGD (Salman et al. 2019), as upstream ``PGD_L2``.
 
     m noise draws delta_j are fixed for the step; T PGD steps maximise
@@ -58,6 +144,8 @@ class SmoothAdv:
         clip: valid input range of the raw input space.
     """
 
+    HELP: ClassVar[str] = "PGD on the smoothed classifier (Salman et al. 2019)"
+
     m: int = 1
     steps: int = 2
     epsilon: float = 0.25
@@ -69,6 +157,38 @@ class SmoothAdv:
         if self.warmup <= 0:
             return self.epsilon
         return min(self.epsilon, (epoch + 1) * self.epsilon / self.warmup)
+
+    def samples_per_step(self) -> int:
+        return self.m
+
+    def epoch_kwargs(self, epoch: int) -> Dict[str, Any]:
+        return {"epsilon": self.epsilon_at(epoch)}
+
+    @classmethod
+    def from_params(cls, single_copy: bool = False, **params) -> "SmoothAdv":
+        """``single_copy=True`` gives :class:`SingleCopySmoothAdv` (the description it records)."""
+        return Loss.from_params.__func__(SingleCopySmoothAdv if single_copy else SmoothAdv, **params)
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        g = parser.add_argument_group("smoothadv")
+        g.add_argument("--m", type=int, default=SmoothAdv.m, help="noise draws per example")
+        g.add_argument("--pgd-steps", type=int, default=SmoothAdv.steps, help="PGD steps T")
+        g.add_argument("--epsilon", type=float, default=SmoothAdv.epsilon, help="L2 attack radius")
+        g.add_argument("--warmup", type=int, default=SmoothAdv.warmup, help="epochs of linear epsilon warm-up")
+        g.add_argument("--single-copy", action="store_true",
+                       help="train on one of the m noisy adversarial copies (Salman et al.'s default without "
+                       "multi-noise); the attack still uses all m")
+
+    @classmethod
+    def options_given(cls, args) -> List[str]:
+        # The others have defaults that cannot tell "given" from "not given".
+        return ["--single-copy"] if args.single_copy else []
+
+    @classmethod
+    def from_args(cls, args) -> "SmoothAdv":
+        return cls.from_params(m=args.m, steps=args.pgd_steps, epsilon=args.epsilon, warmup=args.warmup,
+                               single_copy=args.single_copy)
 
     def __call__(self, model, x, y, sigma, noise, *, epsilon: float = None) -> Tuple[Tensor, Tensor]:
         eps_ball = self.epsilon if epsilon is None else epsilon
@@ -98,7 +218,29 @@ class SmoothAdv:
 
 
 @dataclass
-class Macer:
+class SingleCopySmoothAdv(SmoothAdv):
+    """SmoothAdv whose training loss keeps only the first of the m noisy adversarial
+    copies, CE(f(x' + delta_0), y) (this library's choice for sample-wise pretraining:
+    Salman et al.'s default without their multi-noise flag); the attack still averages
+    over all m draws. Registered as ``smoothadv`` with ``single_copy=True``.
+
+    The parent's final forward runs on all B*m copies (so batch-norm statistics see
+    every copy); the m-1 unused rows cost one extra forward, small beside the PGD
+    steps. Returns logits ``[B, K]`` of the kept copies."""
+
+    def __call__(self, model, x, y, sigma, noise, *, epsilon: float = None):
+        _, logits = super().__call__(model, x, y, sigma, noise, epsilon=epsilon)
+        kept = logits.view(x.shape[0], self.m, -1)[:, 0]
+        return F.cross_entropy(kept, y), kept
+
+    def describe(self) -> Dict[str, Any]:
+        # Only here: the all-copies description stays what older states recorded.
+        return {**super().describe(), "single_copy": True}
+
+
+@register_loss("macer")
+@dataclass
+class Macer(Loss):
     """MACER (Zhai et al. 2020): CE of the soft smoothed classifier plus a hinge
     on its soft certified radius.
 
@@ -109,10 +251,27 @@ class Macer:
     upstream); L = mean(L_C + lbd * L_R).
     """
 
+    HELP: ClassVar[str] = "certified-radius hinge (Zhai et al. 2020)"
+
     k: int = 16
     lbd: float = 12.0
     gamma: float = 8.0
     beta: float = 16.0
+
+    def samples_per_step(self) -> int:
+        return self.k
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        g = parser.add_argument_group("macer")
+        g.add_argument("--k", type=int, default=Macer.k, help="noise draws per example")
+        g.add_argument("--lbd", type=float, default=Macer.lbd, help="weight of the radius hinge")
+        g.add_argument("--macer-gamma", type=float, default=Macer.gamma, help="hinge margin gamma")
+        g.add_argument("--beta", type=float, default=Macer.beta, help="logit scale of the soft classifier")
+
+    @classmethod
+    def from_args(cls, args) -> "Macer":
+        return cls.from_params(k=args.k, lbd=args.lbd, gamma=args.macer_gamma, beta=args.beta)
 
     def __call__(self, model, x, y, sigma, noise) -> Tuple[Tensor, Tensor]:
         B, k = x.shape[0], self.k
@@ -134,12 +293,29 @@ class Macer:
         return (loss_c.sum() + self.lbd * hinge.sum()) / B, logits
 
 
+@register_loss("stability")
 @dataclass
-class Stability:
-    """Stability training (Li et al. 2019, in the form DSSN uses): two noisy
-    copies, CE(P(x1), y) + weight * KL(P(x1) || P(x2))."""
+class Stability(Loss):
+    """Stability training (Li et al. 2019, as Levine & Feizi 2021 train DSSN's base
+    classifiers): two noisy copies, CE(P(x1), y) + weight * KL(P(x1) || P(x2)); defined for
+    every training noise."""
+
+    HELP: ClassVar[str] = "clean-vs-noisy KL (Li et al. 2019)"
+    ANY_NOISE: ClassVar[bool] = True
 
     weight: float = 6.0
+
+    def samples_per_step(self) -> int:
+        return 2
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        g = parser.add_argument_group("stability")
+        g.add_argument("--stability-weight", type=float, default=Stability.weight, help="weight of the KL term")
+
+    @classmethod
+    def from_args(cls, args) -> "Stability":
+        return cls.from_params(weight=args.stability_weight)
 
     def __call__(self, model, x, y, sigma, noise) -> Tuple[Tensor, Tensor]:
         B = x.shape[0]
@@ -150,15 +326,51 @@ class Stability:
         return F.cross_entropy(l1, y) + self.weight * kl, l1
 
 
-METHODS = ("gaussian", "smoothadv", "macer", "stability")
+class CallableLoss(Loss):
+    """A plain callable with the loss signature, not registered: one draw per step, Gaussian
+    noise only, described by its type name and attributes."""
+
+    def __init__(self, fn: Callable):
+        self.fn = fn
+
+    def __call__(self, *args, **kwargs):
+        return self.fn(*args, **kwargs)
+
+    def describe(self) -> Dict[str, Any]:
+        params = getattr(self.fn, "__dict__", {})
+        return {"method": type(self.fn).__name__,
+                **{k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}}
 
 
-def samples_per_step(method) -> int:
+def make_method(name: str, **params) -> Loss:
+    """The loss of a registered method name (:data:`~smoothcert.train.registry.LOSSES`);
+    ``params`` are its fields (e.g. ``m``, ``steps``, ``epsilon`` for smoothadv, and
+    ``single_copy=True`` for :class:`SingleCopySmoothAdv`)."""
+    return LOSSES.get(name).from_params(**params)
+
+
+def as_loss(method: Union[str, Callable]) -> Loss:
+    """``method`` as a :class:`Loss`: a registered name (default parameters), a loss object,
+    or a plain callable ``(model, x, y, sigma, noise) -> (loss, logits)``."""
+    if isinstance(method, str):
+        return make_method(method)
+    if isinstance(method, Loss):
+        return method
+    if method is gaussian:
+        return GaussianAugmentation()
+    if not callable(method):
+        raise TypeError(f"a training method is a registered name or a loss callable, got {type(method).__name__}")
+    return CallableLoss(method)
+
+
+def describe(method: Union[str, Callable]) -> Dict[str, Any]:
+    """Plain description of a loss: ``{"method": name, **parameters}``."""
+    return as_loss(method).describe()
+
+
+def samples_per_step(method: Union[str, Callable]) -> int:
     """Noise draws per example per step (the training loop reserves this many counters)."""
-    if isinstance(method, SmoothAdv):
-        return method.m
-    if isinstance(method, Macer):
-        return method.k
-    if isinstance(method, Stability):
-        return 2
-    return 1
+    return as_loss(method).samples_per_step()
+
+
+METHODS = LOSSES.names()  # the methods this module registers (others may register more)

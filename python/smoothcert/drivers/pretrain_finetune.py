@@ -1,5 +1,5 @@
-"""Pretrain-to-finetune training of sample-wise smoothing (seed-004 Algorithm 1,
-``shared/specs/seed-004-samplewise.md`` §1, §2, §6).
+"""Pretrain-to-finetune training of sample-wise smoothing (Wang et al., "Pretrain-to-Finetune
+Adversarial Training via Sample-wise Randomized Smoothing", Algorithm 1, Eqs. 4-5).
 
 1. **Pretrain** ``pretrain_epochs`` epochs with ``sigma_mode="uniform"``: every
    example trains at a fresh sigma ~ U(sigma_min, sigma_max) in every epoch.
@@ -41,8 +41,7 @@ from ..data import Split
 from ..engine import Sampler
 from ..sigma.samplewise import GRID_STEP, check_grid_values, select_sigma, sigma_grid
 from ..utils import safe_load
-from . import losses
-from .loop import TrainConfig, check_sigma_range, describe, make_method, train
+from ..train.loop import TrainConfig, check_sigma_range, describe, make_method, train
 
 SELECTION_FORMAT = "smoothcert-train-sigma-v1"
 METHOD = "pretrain-finetune"
@@ -119,7 +118,8 @@ class PretrainFinetuneConfig:
 
     def finetune_loss(self, loss: Callable) -> Callable:
         """Stage 2's loss: stage 1's with ``finetune_warmup`` for SmoothAdv."""
-        if isinstance(loss, losses.SmoothAdv):
+        # Any loss with an epsilon warm-up (a ``warmup`` field) gets stage 2's.
+        if dataclasses.is_dataclass(loss) and any(f.name == "warmup" for f in dataclasses.fields(loss)):
             return dataclasses.replace(loss, warmup=self.finetune_warmup)
         return loss
 

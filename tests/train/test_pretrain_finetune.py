@@ -7,11 +7,11 @@ import os
 import pytest
 import torch
 
-from smoothcert import Smooth, cli, data, models, ops
+from smoothcert import Smooth, cli, data, drivers, models, ops
 from smoothcert import train as training
 from smoothcert.sigma.samplewise import select_sigma, sigma_grid
 from smoothcert.train import loop, losses
-from smoothcert.train import pretrain_finetune as pf
+from smoothcert.drivers import pretrain_finetune as pf
 from helpers import gen, interrupt_optimizer_after
 
 N, BATCH = 192, 64  # 3 steps per epoch
@@ -42,7 +42,7 @@ def save_to(path, model, meta):
 
 
 def run(out, seed=0, log=None, **kw):
-    return training.train_pretrain_finetune(toy_model(seed), digits(), training.make_method("smoothadv", **LOSS),
+    return drivers.train_pretrain_finetune(toy_model(seed), digits(), training.make_method("smoothadv", **LOSS),
                                             plan(**kw), config=training.TrainConfig(batch_size=BATCH), out=out,
                                             save=save_to, progress=False, log=log)
 
