@@ -16,7 +16,7 @@ from typing import Callable, ClassVar, Dict, Optional, Tuple
 
 import torch
 
-from ..ops.sample_noise import NOISE_KINDS as _KERNEL_CODES
+from ..ops.sample_noise import NOISE_KINDS as _KERNEL_CODES, signed_seed
 
 Maker = Callable[[torch.Tensor, torch.Tensor, Optional[torch.Tensor], int, int],
                  Tuple[torch.Tensor, Optional[torch.Tensor]]]
@@ -33,12 +33,6 @@ def register_noise(name: str) -> Callable[[type], type]:
         NOISES[name] = cls
         return cls
     return deco
-
-
-def _signed(seed: int) -> int:
-    if not 0 <= seed < (1 << 64):  # a wider seed would wrap onto another one
-        raise ValueError(f"seed must lie in [0, 2^64), got {seed}")
-    return seed - (1 << 64) if seed >= (1 << 63) else seed
 
 
 class NoiseKind:
@@ -74,7 +68,7 @@ class _Additive(NoiseKind):
 
     def bind(self, *, seed, stream, clamp, out_dtype, channels_last) -> Maker:
         op = torch.ops.smoothcert.sample_noise_into.default
-        s, code, anti = _signed(seed), _KERNEL_CODES[self.KERNEL], self.ANTITHETIC
+        s, code, anti = signed_seed(seed), _KERNEL_CODES[self.KERNEL], self.ANTITHETIC
         lo, hi = clamp if clamp is not None else (None, None)
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         held = [None]
@@ -133,7 +127,7 @@ class GaussianPairs(NoiseKind):
 
     def bind(self, *, seed, stream, clamp, out_dtype, channels_last) -> Maker:
         op = torch.ops.smoothcert.sample_noise_pairs.default
-        s, code = _signed(seed), _KERNEL_CODES["gaussian"]
+        s, code = signed_seed(seed), _KERNEL_CODES["gaussian"]
         lo, hi = clamp if clamp is not None else (None, None)
 
         def make(x, ids, table, m, start):

@@ -18,6 +18,13 @@ from .streams import ESTIMATION_STREAM
 NOISE_KINDS = {"gaussian": 0, "uniform": 1, "ssn": 2}
 
 
+def signed_seed(seed: int) -> int:
+    """``seed`` in ``[0, 2^64)`` as the int64 the kernels' schema takes (the same 64 bits)."""
+    if not 0 <= seed < (1 << 64):  # a wider seed would wrap onto another one
+        raise ValueError(f"seed must lie in [0, 2^64), got {seed}")
+    return seed - (1 << 64) if seed >= (1 << 63) else seed
+
+
 def sigma_table(sigma: Union[float, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """Brings sigma into the ``[1 | B, 1 | D]`` float32 table the kernel reads.
 
@@ -147,9 +154,7 @@ def sample_noise_into_(out: torch.Tensor, x: torch.Tensor, ids: torch.Tensor, ta
     caller that reuses one buffer across forward batches saves an allocation per batch.
     Returns ``out``. Not differentiable (the engine draws under ``torch.no_grad``)."""
     lo, hi = clamp if clamp is not None else (None, None)
-    if not 0 <= seed < (1 << 64):
-        raise ValueError(f"seed must lie in [0, 2^64), got {seed}")
-    seed_signed = seed - (1 << 64) if seed >= (1 << 63) else seed
+    seed_signed = signed_seed(seed)
     torch.ops.smoothcert.sample_noise_into.default(x, ids, table, samples, sample_start, seed_signed, stream,
                                                    NOISE_KINDS[noise], antithetic, lo, hi, channels_last, out)
     return out
@@ -162,9 +167,7 @@ def sample_noise_table(x: torch.Tensor, ids: torch.Tensor, table: torch.Tensor, 
     """:func:`sample_noise` without value checks, for callers that checked once:
     ``x`` float32 ``[B, *S]``, ``ids`` ``[B]`` int64, ``table`` from :func:`sigma_table`."""
     lo, hi = clamp if clamp is not None else (None, None)
-    if not 0 <= seed < (1 << 64):  # a wider seed would wrap onto another one
-        raise ValueError(f"seed must lie in [0, 2^64), got {seed}")
-    seed_signed = seed - (1 << 64) if seed >= (1 << 63) else seed
+    seed_signed = signed_seed(seed)
     return torch.ops.smoothcert.sample_noise.default(
         x, ids, table, samples, sample_start, seed_signed, stream, NOISE_KINDS[noise], antithetic,
         lo, hi, out_dtype, channels_last)

@@ -7,7 +7,7 @@ from typing import Optional, Tuple, Union
 
 import torch
 
-from .sample_noise import NOISE_KINDS, prepare_call
+from .sample_noise import NOISE_KINDS, prepare_call, signed_seed
 from .streams import ESTIMATION_STREAM
 
 
@@ -48,9 +48,7 @@ def sample_noise_pairs_table(x: torch.Tensor, ids: torch.Tensor, table: torch.Te
     """:func:`sample_noise_pairs` without value checks (``table`` from
     :func:`~smoothcert.ops.sigma_table`)."""
     lo, hi = clamp if clamp is not None else (None, None)
-    if not 0 <= seed < (1 << 64):  # a wider seed would wrap onto another one
-        raise ValueError(f"seed must lie in [0, 2^64), got {seed}")
-    seed_signed = seed - (1 << 64) if seed >= (1 << 63) else seed
+    seed_signed = signed_seed(seed)
     return torch.ops.smoothcert.sample_noise_pairs.default(
         x, ids, table, samples, sample_start, seed_signed, stream, NOISE_KINDS[noise], lo, hi, out_dtype,
         channels_last)
