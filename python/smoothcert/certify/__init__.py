@@ -12,6 +12,8 @@
   certificate of :mod:`.memory`;
 * :mod:`.samplewise` -- sample-wise sigma over a grid (``--sigma-mode samplewise``) certified
   with the transductive robust regions of :mod:`.regions` (greedy scan or LP);
+* :mod:`.sequential` -- sequential sample sizes for any family whose certificate is one
+  binomial count (``--sequential decide|estimate``), anytime-valid;
 
 Importing this package registers every family.
 """
@@ -25,10 +27,13 @@ from .memory import Memory, MemoryResult
 from .results import CertifyResult, PredictResult
 from .samplewise import SampleWiseSmooth
 from .second_order import SecondOrderResult, SecondOrderSmooth
+from . import sequential
+from .sequential import Decide, Estimate, Sequential, SequentialFamily, SequentialResult
 from .split import DssnResult, SplitSmooth, SsnSmooth, dssn_offsets, dssn_training_offsets
 from .uniform import UniformSmooth
 
 __all__ = ["CERTIFICATES", "SampleWiseSmooth", "register_certificate", "DipoleResult", "DipoleSmooth", "SecondOrderResult",
            "SecondOrderSmooth", "AnisotropicResult", "AnisotropicSmooth", "DataDependentSmooth", "DdrsResult", "Memory", "MemoryResult", "FAMILIES", "SIGMA_MODES", "Budget", "SmoothingFamily", "register_family", "register_sigma_mode",
            "Smooth", "CertifyResult", "PredictResult", "DssnResult", "SplitSmooth",
-           "SsnSmooth", "UniformSmooth", "dssn_offsets", "dssn_training_offsets"]
+           "SsnSmooth", "UniformSmooth", "dssn_offsets", "dssn_training_offsets", "sequential", "Sequential",
+           "Decide", "Estimate", "SequentialFamily", "SequentialResult"]

@@ -111,10 +111,13 @@ class AnisotropicSmooth(Smooth):
 
     # ----------------------------------------------------------------- public API
 
+    SEQUENTIAL = False
+    SEQUENTIAL_REFUSAL = "its ellipsoid rows are not yet written for sequential runs"
+
     def certify_batch(self, X: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int,
-                      *, indices: Optional[Union[torch.Tensor, int]] = None) -> AnisotropicResult:
+                      *, indices: Optional[Union[torch.Tensor, int]] = None, sequential=None) -> AnisotropicResult:
         """CERTIFY for ``X`` ``[B, *S]`` (``S`` = sigma's shape): :class:`AnisotropicResult`."""
-        base = super().certify_batch(X, n0, n, alpha, batch_size, indices=indices)
+        base = super().certify_batch(X, n0, n, alpha, batch_size, indices=indices, sequential=sequential)
         return self._extend(base)
 
     def certify(self, x: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int,

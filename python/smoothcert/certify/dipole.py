@@ -85,6 +85,9 @@ class DipoleSmooth(Smooth):
         Other arguments as :class:`Smooth`; sigma is one value per input; n must be even.
     """
 
+    SEQUENTIAL = False
+    SEQUENTIAL_REFUSAL = "the dipole certificate needs the counts of antithetic pairs"
+
     name = "dipole"
 
     def __init__(self, base_classifier, num_classes, sigma, *, symmetric: bool = False, first_order: bool = True,

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Dict, List, Optional, Protocol, Sequence
+from typing import Any, Callable, ClassVar, Dict, Iterator, List, Optional, Protocol, Sequence, Tuple
 
 import torch
 
@@ -103,6 +103,21 @@ class SmoothingFamily:
     def certify_group(self, X: torch.Tensor, ids: torch.Tensor, budget: Budget) -> GroupResult:
         """Certifies ``X`` ``[B, *S]`` whose dataset indices are ``ids`` ``[B]``."""
         raise NotImplementedError
+
+    def certify_stream(self, inputs: Callable[[List[int]], torch.Tensor], ids: List[int],
+                       budget: Budget) -> Iterator[Tuple[List[int], GroupResult]]:
+        """Certifies dataset indices ``ids`` in order, yielding ``(ids of a group, its result)`` as
+        groups finish; ``inputs(ids)`` returns their ``[len(ids), *S]`` inputs. By default groups
+        of :meth:`group_size`; a family that schedules inputs itself (sequential sampling
+        refills a finished input's slot) overrides it."""
+        group = self.group_size(budget)
+        for g0 in range(0, len(ids), group):
+            part = ids[g0:g0 + group]
+            yield part, self.certify_group(inputs(part), torch.tensor(part), budget)
+
+    def progress_note(self) -> Dict[str, str]:
+        """What a dataset run's progress bar shows beside the count of inputs done."""
+        return {}
 
     def group_size(self, budget: Budget) -> int:
         """Inputs per :meth:`certify_group` call in a dataset run (they share forward batches)."""

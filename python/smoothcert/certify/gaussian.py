@@ -37,10 +37,16 @@ class Smooth(MonteCarloFamily):
     NORM = "l2"
     SIGMA_GRADIENT = True
     GENERATOR = "Philox-4x32-10, Box-Muller (smoothcert)"
+    SEQUENTIAL = True
 
     def certificate(self, count_a: np.ndarray, n: int, alpha: float, sigma: np.ndarray, dim: int):
         """Cohen et al. Thm. 1: radius ``sigma Phi^-1(pA_lower)``, abstain when pA_lower <= 1/2."""
         return stats.certify_from_counts(count_a, n, alpha, sigma)
+
+    def radius_from_lower(self, pa_lower, sigma, dim):
+        """Cohen et al. Thm. 1 from any valid lower bound: :func:`smoothcert.stats.gaussian_radius`."""
+        pa = np.asarray(pa_lower, dtype=np.float64)
+        return pa < 0.5, np.asarray(stats.gaussian_radius(pa, sigma), dtype=np.float64)
 
     @classmethod
     def from_args(cls, args, model, num_classes, trained, out_dtype):

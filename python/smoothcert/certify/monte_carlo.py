@@ -51,6 +51,9 @@ class MonteCarloFamily(SmoothingFamily):
     """
 
     MONTE_CARLO: ClassVar[bool] = True
+    # Whether the certificate is a function of one binomial count (the selected class's votes),
+    # so that an anytime-valid bound on it certifies (:mod:`smoothcert.certify.sequential`).
+    SEQUENTIAL: ClassVar[bool] = False
 
     def __init__(self, base_classifier: Callable[[torch.Tensor], torch.Tensor], num_classes: int,
                  sigma: Union[float, torch.Tensor], *, seed: int = 0,
@@ -107,19 +110,27 @@ class MonteCarloFamily(SmoothingFamily):
         return int(res.prediction[0])
 
     def certify_batch(self, X: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int,
-                      *, indices: Optional[Union[torch.Tensor, int]] = None) -> CertifyResult:
+                      *, indices: Optional[Union[torch.Tensor, int]] = None, sequential=None) -> CertifyResult:
         """CERTIFY for many inputs, packing inputs x samples into each forward batch.
 
         Args:
             X: ``[B, *S]`` inputs.
             indices: ``[B]`` input indices keying the noise (e.g. dataset
                 indices), or an int ``i0`` meaning ``i0 .. i0+B-1``; default ``0 .. B-1``.
+            sequential: a :class:`~smoothcert.certify.sequential.Sequential` to stop each
+                input's estimation once decided (anytime-valid; ``n`` is then n_max), for a
+                family with :attr:`SEQUENTIAL`.
 
         Returns:
-            :class:`CertifyResult`.
+            :class:`CertifyResult` (:class:`~smoothcert.certify.sequential.SequentialResult`
+            when sequential).
         """
         n0, n, alpha, batch_size = self.check_budget(n0, n, alpha, batch_size)
+        if sequential is not None:
+            self.check_sequential(sequential)
         X, ids, table = self.prepare(X, indices)
+        if sequential is not None:
+            return self.certify_sequential(X, ids, table, n0, n, alpha, batch_size, sequential)
         return self.certify_table(X, ids, table, n0, n, alpha, batch_size)
 
     def predict_batch(self, X: torch.Tensor, n: int, alpha: float, batch_size: int,
@@ -172,6 +183,31 @@ class MonteCarloFamily(SmoothingFamily):
             count_a=count_a, pa_lower=torch.as_tensor(np.asarray(pa_lower, dtype=np.float64)).view(-1),
             sigma=sig, samples=torch.full((B,), n0 + n, dtype=torch.long), seconds=seconds,
             selection_counts=sel, counts=est, n0=n0, n=n, alpha=alpha, norm=self.NORM)
+
+    def certify_sequential(self, X: torch.Tensor, ids: torch.Tensor, table: torch.Tensor, n0: int, n_max: int,
+                           alpha: float, batch_size: int, sequential):
+        """Sequential CERTIFY of checked inputs (as :meth:`certify_table`), stopping each input's
+        estimation by ``sequential``'s rule: a :class:`~smoothcert.certify.sequential.SequentialResult`."""
+        from .sequential import certify_jobs, results_of  # the module builds on this one
+
+        self.warn_small_n(n_max, alpha)
+        rows = (lambda i: table[i:i + 1]) if table.shape[0] > 1 else (lambda i: table)
+        inputs = ((i, X[i], int(ids[i]), rows(i)) for i in range(X.shape[0]))
+        done = list(certify_jobs(self, inputs, n0, n_max, alpha, batch_size, sequential))
+        return results_of(self, done, n0, n_max, alpha, sequential)
+
+    def check_sequential(self, sequential) -> None:
+        """Refuses sequential certification for a family whose certificate needs more than one count."""
+        if not self.SEQUENTIAL:
+            raise ValueError(f"{type(self).__name__} cannot certify sequentially: its certificate is not a "
+                             f"function of one binomial count ({self.SEQUENTIAL_REFUSAL})")
+
+    SEQUENTIAL_REFUSAL: ClassVar[str] = "no anytime-valid bound is implemented for it"
+
+    def radius_from_lower(self, pa_lower: np.ndarray, sigma: np.ndarray, dim: int):
+        """``(abstain [B] bool, radius [B])`` from lower bounds on the selected class's
+        probability (families with :attr:`SEQUENTIAL`)."""
+        raise NotImplementedError
 
     # ------------------------------------------------------- for wrapper families
 

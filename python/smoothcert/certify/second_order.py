@@ -102,8 +102,9 @@ class SecondOrderSmooth(Smooth):
     even: the estimation samples form ``n/2`` disjoint pairs.
     """
 
+    SEQUENTIAL = False
+    SEQUENTIAL_REFUSAL = "the second-order certificate also needs the pair dot-sum statistic"
     name = "sos"
-
 
     def certify_table(self, X, ids, table, n0, n, alpha, batch_size) -> SecondOrderResult:
         if n % 2:

@@ -206,12 +206,17 @@ class SplitSmooth(SmoothingFamily):
 
     def certify_batch(self, X: torch.Tensor, n0: Optional[int] = None, n: Optional[int] = None,
                       alpha: Optional[float] = None, batch_size: int = 1000, *,
-                      indices=None) -> Union[DssnResult, CertifyResult]:
+                      indices=None, sequential=None) -> Union[DssnResult, CertifyResult]:
         """Certifies ``X`` ``[B, *S]``: a :class:`DssnResult` (DSSN) or a
-        :class:`smoothcert.CertifyResult` with ``norm == "l1"`` (randomized SSN)."""
+        :class:`smoothcert.CertifyResult` with ``norm == "l1"`` (randomized SSN; ``sequential=``
+        as :meth:`smoothcert.Smooth.certify_batch`)."""
         if not self.deterministic:
             return self._mc.certify_batch(X, 64 if n0 is None else n0, 100_000 if n is None else n,
-                                          0.001 if alpha is None else alpha, batch_size, indices=indices)
+                                          0.001 if alpha is None else alpha, batch_size, indices=indices,
+                                          sequential=sequential)
+        if sequential is not None:
+            raise ValueError("DSSN cannot certify sequentially: its certificate is exact (all L offsets are "
+                             "enumerated), there are no samples to stop early")
         self._no_mc_args(n0, n, alpha)
         batch_size = check_int("batch_size", batch_size, 1)
         X = self._prepare(X)

@@ -25,6 +25,7 @@ class L1MonteCarlo(MonteCarloFamily):
     """Cohen-style CERTIFY with an L1 radius ``2 lambda (pA_lower - 1/2)`` and, by default, no abstention."""
 
     NORM = "l1"
+    SEQUENTIAL = True
 
     def __init__(self, base_classifier, num_classes, sigma, *, abstain: bool = False, **kwargs):
         super().__init__(base_classifier, num_classes, sigma, **kwargs)
@@ -36,10 +37,16 @@ class L1MonteCarlo(MonteCarloFamily):
     def certificate(self, count_a, n, alpha, sigma, dim):
         """L1 radius ``2 lambda (pA_lower - 1/2)`` (Levine & Feizi 2021, Sec. 3), less the slack."""
         pa = np.atleast_1d(np.asarray(stats.clopper_pearson_lower(count_a, n, alpha), dtype=np.float64))
+        abstain, r = self.radius_from_lower(pa, sigma, dim)
+        return abstain, pa, r
+
+    def radius_from_lower(self, pa_lower, sigma, dim):
+        """The L1 radius of any valid lower bound (abstain only with ``abstain=True``)."""
+        pa = np.atleast_1d(np.asarray(pa_lower, dtype=np.float64))
         r = stats_l1.l1_radius(pa, sigma, slack=self._slack(dim, np.asarray(sigma, dtype=np.float64)))
         certified = r > 0
         abstain = ~certified if self.abstain else np.zeros_like(certified)
-        return abstain, pa, np.where(certified, r, 0.0)
+        return abstain, np.where(certified, r, 0.0)
 
     def config(self, budget: Budget):
         return {**super().config(budget), "noise": self.NOISE, "abstain": self.abstain}

@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="sample-wise runs (--sigma-mode samplewise): certified accuracy beside the allocated-radius "
                         "fractions (the paper's Table 6, correctness ignored), with the unsound overlap radii")
     parser.add_argument("--ratio-plot", metavar="PATH", help="write the ratio histograms as a PNG (with --ratio-baseline)")
+    parser.add_argument("--samples", action="store_true",
+                        help="also print the samples per input (mean, percentiles, saving against n_max); on by "
+                        "default when a file comes from a sequential run")
     return parser
 
 
@@ -93,6 +96,14 @@ def run(args: argparse.Namespace) -> int:
                 f.write("\n" + rt)
     elif args.ratio_plot:
         raise ValueError("--ratio-plot needs --ratio-baseline TSV")
+    from ..analysis.samples import samples_table, varies
+
+    if getattr(args, "samples", False) or any(varies(p) for p in args.results):
+        st = "Estimation samples per input:\n\n" + samples_table(args.results, args.labels)
+        sys.stdout.write("\n" + st)
+        if args.out_table:
+            with open(args.out_table, "a", encoding="utf-8") as f:
+                f.write("\n" + st)
     if args.volume_plot or args.volumes:
         vt = _volume_table(args)
         sys.stdout.write("\n" + vt)

@@ -11,7 +11,7 @@ import torch
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..certify import CERTIFICATES, FAMILIES, SIGMA_MODES
+    from ..certify import CERTIFICATES, FAMILIES, SIGMA_MODES, sequential
     from ..certify.family import add_family_arguments
 
     from ..models import ARCHITECTURES
@@ -66,13 +66,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "stage TSV (default <out>.stage.tsv); runs that differ only in --regions/--region-order can "
                    "share one, so the per-input work is done once")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+    sequential.add_arguments(p)
     add_family_arguments(p, list(FAMILIES.values()) + [m for m in SIGMA_MODES.values() if m is not None]
                          + [c for c in CERTIFICATES.values() if c is not None])
 
 
 def build_family(args, model, num_classes: int, info: dict, out_dtype):
-    """The smoothing family of the parsed options (``--noise``, wrapped by ``--sigma-mode``)."""
-    from ..certify import CERTIFICATES, FAMILIES, SIGMA_MODES
+    """The smoothing family of the parsed options (``--noise``, wrapped by ``--sigma-mode``,
+    certified sequentially with ``--sequential``)."""
+    from ..certify import CERTIFICATES, FAMILIES, SIGMA_MODES, sequential
 
     trained = (info.get("meta") or {}).get("noise") or {}
     if args.sigma_mode is None:
@@ -108,8 +110,11 @@ def build_family(args, model, num_classes: int, info: dict, out_dtype):
         if mode is not None:
             raise ValueError(f"--certificate {cert_name} certifies one fixed sigma; it does not combine with "
                              f"--sigma-mode {args.sigma_mode}")
-        return cert.from_args(args, make_base)
-    return make_base() if mode is None else mode.from_args(args, make_base)
+        family = cert.from_args(args, make_base)
+    else:
+        family = make_base() if mode is None else mode.from_args(args, make_base)
+    seq = sequential.from_args(args)
+    return family if seq is None else sequential.SequentialFamily(family, seq)
 
 
 def check_device(name: str) -> torch.device:

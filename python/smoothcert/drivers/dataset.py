@@ -327,7 +327,8 @@ def certify_dataset(family: SmoothingFamily, x, y: torch.Tensor, indices: List[i
         if summary and os.path.exists(out + ".json"):
             with open(out + ".json") as f:
                 side = json.load(f)
-            side["summary"] = summary
+            # A resumed run only saw part of the inputs: keep what an earlier part recorded and it did not.
+            side["summary"] = {**side.get("summary", {}), **summary}
             _write_json(out + ".json", side)
     return written
 
@@ -337,16 +338,16 @@ def _record_if(write: bool, config: Dict, family: SmoothingFamily, stage: bool =
 
 
 def _write_rows(family, x, y, indices, todo, sink: _Appender, budget, progress, device) -> int:
-    group = family.group_size(budget)
     bar = progress_bar(total=len(indices), initial=len(indices) - len(todo), desc="certify",
                        unit="input") if progress else None
     written = 0
-    for g0 in range(0, len(todo), group):
-        ids = todo[g0:g0 + group]
-        res = family.certify_group(_inputs(x, ids, device), torch.tensor(ids), budget)
+    for ids, res in family.certify_stream(lambda ids: _inputs(x, ids, device), todo, budget):
         sink.write(["\t".join(str(v) for v in _row(res, k, i, int(y[i]))) + "\n" for k, i in enumerate(ids)])
         written += len(ids)
         if bar is not None:
+            note = family.progress_note()
+            if note:
+                bar.set_postfix(**note)
             bar.update(len(ids))
     if bar is not None:
         bar.close()

@@ -7,6 +7,9 @@
   DSSN's enumerated offsets; :func:`register_noise` adds one;
 * reducers (``reducers.py``) -- statistics besides votes: dipole pair counts, second-order
   pair dot sums;
+* scheduling (``schedule.py``) -- :func:`run_jobs` runs inputs whose draws are decided as
+  their votes arrive (sequential sample sizes) in full forward batches, refilling the slots of
+  finished inputs;
 * packing (``packing.py``) -- how inputs x samples become forward batches;
 * checks (``checks.py``) -- what every entry point checks once before the first forward.
 
@@ -20,8 +23,9 @@ from .noise import (NOISES, AntitheticGaussian, DssnOffsets, Gaussian, GaussianP
 from .packing import chunks, even_batch, groups, num_groups, sub_table
 from .reducers import PairDotSums, PairHits
 from .sampler import Sampler, check_nonfinite
+from .schedule import Job, Occupancy, run_jobs
 
-__all__ = ["Sampler", "NoiseKind", "NOISES", "register_noise", "noise_kind", "Gaussian", "Uniform", "Splitting",
+__all__ = ["Sampler", "Job", "Occupancy", "run_jobs", "NoiseKind", "NOISES", "register_noise", "noise_kind", "Gaussian", "Uniform", "Splitting",
            "AntitheticGaussian", "GaussianPairs", "DssnOffsets", "PairHits", "PairDotSums", "chunks", "groups",
            "num_groups", "sub_table", "even_batch", "check_nonfinite", "check_alpha", "check_finite_inputs",
            "check_inputs", "check_int", "check_model_device", "check_scalar_sigma", "check_seed", "check_shape",

@@ -87,6 +87,17 @@ class _Additive(NoiseKind):
             return out, None
         return make
 
+    def bind_into(self, *, seed, stream, clamp, channels_last):
+        """``write(out, x, ids, table, m, start)``: :meth:`bind`'s batch written into ``out``
+        ``[G * m, *S]`` (a slice of a batch shared with other draws; its dtype is the batch's)."""
+        op = torch.ops.smoothcert.sample_noise_into.default
+        s, code, anti = signed_seed(seed), _KERNEL_CODES[self.KERNEL], self.ANTITHETIC
+        lo, hi = clamp if clamp is not None else (None, None)
+
+        def write(out, x, ids, table, m, start):
+            op(x, ids, table, m, start, s, stream, code, anti, lo, hi, channels_last, out)
+        return write
+
 
 @register_noise("gaussian")
 class Gaussian(_Additive):

@@ -1,7 +1,8 @@
 """The statistics layer: exact binomial bounds (:mod:`.binomial`) and, per norm, how
 vote counts become a certified radius (:mod:`.l2` Gaussian, :mod:`.l1` uniform,
 splitting and deterministic splitting noise), the second-order and dipole certificates
-(:mod:`.second_order`, :mod:`.dipole`) and per-element sigma's ellipsoids (:mod:`.ellipsoid`).
+(:mod:`.second_order`, :mod:`.dipole`), per-element sigma's ellipsoids (:mod:`.ellipsoid`) and
+anytime-valid confidence sequences with their stopping rules (:mod:`.sequential`).
 
 Alpha convention
 ----------------
@@ -14,9 +15,10 @@ method="beta")[0]`` = ``scipy.stats.beta.ppf(alpha, nA, n - nA + 1)``. rs4a
 
 Radii are never rounded up: every positive radius is stepped down one ulp.
 """
-from . import dipole, l1, second_order
+from . import dipole, l1, second_order, sequential
 from .binomial import binom_test_pvalue, clopper_pearson_lower, clopper_pearson_upper, min_samples_to_certify
 from .l2 import ABSTAIN, certify_from_counts, gaussian_radius, predict_from_counts
 
 __all__ = ["ABSTAIN", "clopper_pearson_lower", "clopper_pearson_upper", "binom_test_pvalue", "gaussian_radius",
-           "certify_from_counts", "predict_from_counts", "min_samples_to_certify", "l1", "second_order", "dipole"]
+           "certify_from_counts", "predict_from_counts", "min_samples_to_certify", "l1", "second_order", "dipole",
+           "sequential"]
