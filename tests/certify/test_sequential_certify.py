@@ -109,6 +109,8 @@ def test_refusals():
         Sequential("decide")
     with pytest.raises(ValueError, match="confidence sequence"):
         Sequential(Estimate(0.1), cs="nope")
+    with pytest.raises(ValueError, match="one decide radius for every input"):
+        SequentialFamily(Smooth(model, 2, 0.5), Sequential(Decide(torch.ones(2))))
     with pytest.raises(ValueError, match="needs one"):
         Smooth(model, 2, 0.5).certify_batch(X, 10, 100, 0.01, 100, sequential=Sequential(Decide(torch.ones(1))))
 

@@ -324,6 +324,10 @@ class SequentialFamily(SmoothingFamily):
     def __init__(self, base, sequential: Sequential):
         require(base, "--sequential", monte_carlo=True)
         base.check_sequential(sequential)
+        if np.ndim(getattr(sequential.rule, "radius", 0.0)) != 0:
+            # A dataset run resumes part-way, so "one radius per input in order" would shift.
+            raise ValueError("a dataset run takes one decide radius for every input; per-input radii go to "
+                             "certify_batch(..., sequential=Sequential(Decide(radii)))")
         self.base, self.sequential = base, sequential
         self.name, self.NORM, self.num_classes = base.name, base.NORM, base.num_classes
         self.occupancy = Occupancy()
