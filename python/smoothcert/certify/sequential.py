@@ -234,14 +234,12 @@ def certify_jobs(family, inputs: Iterable, n0: int, n_max: int, alpha: float, ba
     sigma row [1, 1 | D])`` checked by the family (:meth:`MonteCarloFamily.prepare`)."""
     cs = sequential.sequence(n_max, alpha)
     rule = sequential.rule
-    dim_cache = {}
 
     def jobs():
         for pos, x, index, row in inputs:
             sig = float(family.radius_sigma(row, 1)[0])
-            dim = dim_cache.setdefault("d", x.numel())
-            radius = (lambda pa, s=sig, d=dim: family.radius_from_lower(np.asarray(pa, dtype=np.float64),
-                                                                        np.float64(s), d)[1])
+            radius = (lambda pa, s=sig, d=x.numel(): family.radius_from_lower(np.asarray(pa, dtype=np.float64),
+                                                                              np.float64(s), d)[1])
             yield CertifyJob(x, index, row, pos, n0, cs, rule, radius, rule.target(pos))
 
     sampler = family.sampler(ops.ESTIMATION_STREAM, batch_size)

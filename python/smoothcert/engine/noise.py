@@ -67,9 +67,7 @@ class _Additive(NoiseKind):
     KERNEL: ClassVar[str] = "gaussian"
 
     def bind(self, *, seed, stream, clamp, out_dtype, channels_last) -> Maker:
-        op = torch.ops.smoothcert.sample_noise_into.default
-        s, code, anti = signed_seed(seed), _KERNEL_CODES[self.KERNEL], self.ANTITHETIC
-        lo, hi = clamp if clamp is not None else (None, None)
+        write = self.bind_into(seed=seed, stream=stream, clamp=clamp, channels_last=channels_last)
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         held = [None]
 
@@ -83,7 +81,7 @@ class _Additive(NoiseKind):
                 buf = held[0] = torch.empty((rows, *x.shape[1:]), dtype=out_dtype or torch.float32,
                                             device=x.device, memory_format=fmt)
             out = buf[:rows] if buf.shape[0] != rows else buf
-            op(x, ids, table, m, start, s, stream, code, anti, lo, hi, channels_last, out)
+            write(out, x, ids, table, m, start)
             return out, None
         return make
 

@@ -157,17 +157,16 @@ def run_jobs(sampler: Sampler, jobs: Iterable[Job], *, in_flight: int,
             occ.batches += 1
             occ.rows += rows
             occ.capacity += B
+            # One host transfer per batch: the jobs decide on the CPU from these votes.
+            host = torch.cat([votes, nonfinite.view(-1, 1)], dim=1).cpu()
+            votes, nonfinite = host[:, :K], host[:, K]
             if bool(nonfinite.any()):
                 i = int(nonfinite.nonzero()[0, 0])
                 raise ValueError(f"the base classifier returned NaN/inf logits for {int(nonfinite[i])} noisy "
                                  f"samples of input {plan[i][0].job.index}; refusing to count their votes")
-            votes = votes.cpu()
             dt = time.perf_counter() - t0
-            for slot, take in plan:
-                slot.job.seconds += dt * take / rows
-            still = []
-            done_ids = set()
             for i, (slot, take) in enumerate(plan):
+                slot.job.seconds += dt * take / rows
                 slot.votes += votes[i]
                 slot.pos += take
                 if slot.pos == slot.end:
@@ -175,11 +174,7 @@ def run_jobs(sampler: Sampler, jobs: Iterable[Job], *, in_flight: int,
                     slot.drawn[slot.stream] = slot.end
                     if not _advance(slot, K):
                         finished[slot.order] = slot.job
-                        done_ids.add(id(slot))
-            for slot in open_:
-                if id(slot) not in done_ids:
-                    still.append(slot)
-            open_ = still
+            open_ = [slot for slot in open_ if slot.order not in finished]
 
 
 def _advance(slot: _Slot, K: int) -> bool:
