@@ -56,7 +56,7 @@ def load(sigma, args):
     loaded = models.load_cli_model(model=path, arch=None, factory=None, weights=None, normalize=None,
                                    dataset="mnist", input_shape=(1, 28, 28), num_classes=10)
     split = data.load_dataset("mnist", "test", root=args.data_root)
-    indices = list(range(0, len(split), args.skip))[: args.inputs]
+    indices = list(range(args.start, len(split), args.skip))[: args.inputs]
     return loaded.model.eval(), split, indices
 
 
@@ -86,6 +86,12 @@ def run_trace(sigma, model, split, indices, marks, args, out):
     done = {int(r["idx"]) for r in read_tsv(path)}
     header = ["idx", "label", "top", "seconds"] + [f"k{m}" for m in marks]
     fresh = not os.path.exists(path)
+    if not fresh:
+        with open(path) as f:
+            old = f.readline().rstrip("\n").split("\t")
+        if old != header:
+            raise SystemExit(f"{path} records other checkpoints than this run would: move it away or rerun with "
+                             "the options that made it")
     sm = Smooth(model, 10, sigma, seed=args.seed, channels_last=True)
     sel_s = sm.sampler(ops.SELECTION_STREAM, args.batch)
     est_s = sm.sampler(ops.ESTIMATION_STREAM, args.batch)
@@ -164,6 +170,12 @@ def main(argv=None):
     p.add_argument("--sigmas", type=float, nargs="+", default=[0.25, 0.5])
     p.add_argument("--inputs", type=int, default=500)
     p.add_argument("--skip", type=int, default=20)
+    p.add_argument("--start", type=int, default=0,
+                   help="first test index (the bench set is 0, 20, 40, ...; --start 10 is a disjoint development set)")
+    p.add_argument("--fine-marks", action="store_true",
+                   help="also record votes on a fine grid (ratio 1.1 from 100, and every 2500) to replay other "
+                        "checkpoint grids")
+    p.add_argument("--trace-only", action="store_true", help="stop after the fixed-n trace")
     p.add_argument("--n0", type=int, default=100)
     p.add_argument("--n-max", type=int, default=100_000)
     p.add_argument("--fixed", type=int, nargs="+", default=[10_000, 20_000, 50_000, 100_000])
@@ -180,9 +192,18 @@ def main(argv=None):
 
     from smoothcert import Decide, Estimate, Sequential
 
-    spec = Sequential(Decide(1.0))
-    cs = spec.sequence(args.n_max, args.alpha)
-    marks = np.unique(np.concatenate([cs.checkpoints, np.asarray(args.fixed)])).astype(np.int64)
+    def cs_for(kind, target):
+        """The confidence sequence a rule runs with (estimate keeps a tol-dependent share at n_max)."""
+        rule = Decide(target) if kind == "decide" else Estimate(target)
+        return Sequential(rule).sequence(args.n_max, args.alpha)
+
+    cs = cs_for("decide", 1.0)
+    extra = [np.asarray(args.fixed)]
+    if args.fine_marks:
+        from smoothcert.stats.sequential import geometric_grid
+
+        extra += [geometric_grid(100, args.n_max, 1.1), np.arange(2500, args.n_max + 1, 2500)]
+    marks = np.unique(np.concatenate([cs.checkpoints] + extra)).astype(np.int64)
     report = {}
     for sigma in args.sigmas:
         model, split, indices = load(sigma, args)
@@ -190,6 +211,8 @@ def main(argv=None):
             print(f"sigma {sigma}: fixed n = {args.n_max} with checkpoint trace", file=sys.stderr)
         trace = read_tsv(os.path.join(args.out, f"trace_{sigma:.2f}.tsv")) if args.report_only else \
             run_trace(sigma, model, split, indices, marks, args, args.out)
+        if args.trace_only:
+            continue
         timed = {}
         runs = [("decide", Decide(2 * sigma), "decide", 2 * sigma)] + \
                [(f"estimate_{t}", Estimate(t), "estimate", t) for t in args.timed_tol]
@@ -200,9 +223,11 @@ def main(argv=None):
                 print(f"sigma {sigma}: timed sequential run {name}", file=sys.stderr)
             timed[name] = run_timed(sigma, model, split, indices, rule, name, args, args.out) + (kind, target)
         report[sigma] = (trace, timed)
+    if args.trace_only:
+        return
     from sequential_report import write_report
 
-    write_report(report, cs, marks, args, replay, fixed_results)
+    write_report(report, cs_for, marks, args, replay, fixed_results)
 
 
 if __name__ == "__main__":

@@ -18,13 +18,17 @@ def _interp_samples(acr, curve):
     return float(np.interp(acr, acrs, ns))
 
 
-def write_report(report, cs, marks, args, replay, fixed_results):
+def write_report(report, cs_for, marks, args, replay, fixed_results):
     from smoothcert.stats import gaussian_radius
+
+    cs = cs_for("decide", 1.0)
+    shares = ", ".join(f"{cs_for('estimate', t).levels[-1] / args.alpha:.2f} at tol {t}" for t in args.tols)
 
     lines = ["# Sequential certification against fixed n (MNIST LeNet)", "",
              f"{args.inputs} test images (every {args.skip}th), n0 = {args.n0}, alpha = {args.alpha}, n_max = "
              f"{args.n_max}, batch {args.batch}, {args.threads} CPU thread(s), channels_last; confidence sequence "
-             f"`{cs.name}` on the checkpoints {cs.checkpoints.tolist()} (alpha spent {getattr(cs, 'spend', '')}).",
+             f"`{cs.name}` on the checkpoints {cs.checkpoints.tolist()} (alpha spent {getattr(cs, 'spend', '')}; decide keeps "
+             f"{cs.levels[-1] / args.alpha:.2f} of alpha for n_max, estimate 1 - 10 tol: {shares}).",
              "", "Command: `python bench/sequential.py --data-root DATA --out results/sequential "
              f"--threads {args.threads}` (resumable; `--report-only` rebuilds this file).", "",
              "Samples are estimation samples per input (n0 = "
@@ -59,7 +63,7 @@ def write_report(report, cs, marks, args, replay, fixed_results):
         lines += ["", f"Fixed n = {args.n_max}: {fixed_time:.0f} s wall time "
                   f"({fixed_time / (B * (args.n0 + args.n_max)) * 1e6:.2f} us per sample).", ""]
         # Decide.
-        used, low = replay(trace, cs, marks, "decide", sigma, 2 * sigma)
+        used, low = replay(trace, cs_for("decide", 2 * sigma), marks, "decide", sigma, 2 * sigma)
         rad_seq = np.asarray(gaussian_radius(low, sigma))
         acc_seq = float(np.mean(correct & (rad_seq >= 2 * sigma)))
         acc_fix = float(np.mean(correct & (radii_fixed[args.n_max] >= 2 * sigma)))
@@ -79,7 +83,7 @@ def write_report(report, cs, marks, args, replay, fixed_results):
         accs[(sigma, f"fixed n = {args.n_max}")] = (radii_fixed[args.n_max], correct)
         below = []
         for tol in args.tols:
-            used, low = replay(trace, cs, marks, "estimate", sigma, tol)
+            used, low = replay(trace, cs_for("estimate", tol), marks, "estimate", sigma, tol)
             rad = np.asarray(gaussian_radius(low, sigma))
             acr = _acr(rad, correct)
             at = _interp_samples(acr, fixed_curve)
@@ -91,8 +95,8 @@ def write_report(report, cs, marks, args, replay, fixed_results):
             if tol == 0.01:
                 accs[(sigma, f"sequential estimate tol {tol}")] = (rad, correct)
             num = lambda v: "-" if v is None else f"{v:.0f}"  # noqa: E731
-            ratio = f"{at / used.mean():.2f}x" if at else "outside the fixed curve"
-            rest_ratio = f"{rest_at / rest_used:.2f}x" if rest_at else "outside the fixed curve"
+            ratio = f"{at / used.mean():.3f}x" if at else "outside the fixed curve"
+            rest_ratio = f"{rest_at / rest_used:.3f}x" if rest_at else "outside the fixed curve"
             below.append(at is not None and at > used.mean())
             un_used = used[unanimous].mean() if unanimous.any() else None
             lines.append(f"| {tol} | {used.mean():.0f} | {acr:.4f} | {num(at)} | {ratio} | {num(un_used)} | "
@@ -102,7 +106,7 @@ def write_report(report, cs, marks, args, replay, fixed_results):
         for name, run in timed.items():
             if name.startswith("estimate_"):
                 tol = float(name.split("_", 1)[1])
-                used, low = replay(trace, cs, marks, "estimate", sigma, tol)
+                used, low = replay(trace, cs_for("estimate", tol), marks, "estimate", sigma, tol)
                 lines += [f"Timed run, estimate tol = {tol}:"] + _timed_lines(run, trace, used,
                                                                              np.asarray(gaussian_radius(low, sigma)),
                                                                              fixed_time, args) + [""]

@@ -101,7 +101,7 @@ def test_refusals():
             fam.certify_batch(X, 10, 100, 0.01, 100, sequential=seq)
     with pytest.raises(ValueError, match="exact"):
         SplitSmooth(model, 2, 0.5, deterministic=True).certify_batch(X, sequential=seq)
-    with pytest.raises(ValueError, match="radius > 0"):
+    with pytest.raises(ValueError, match="radii > 0"):
         Decide(0.0)
     with pytest.raises(ValueError, match="0 < tol < 1"):
         Estimate(1.5)
@@ -109,7 +109,7 @@ def test_refusals():
         Sequential("decide")
     with pytest.raises(ValueError, match="confidence sequence"):
         Sequential(Estimate(0.1), cs="nope")
-    with pytest.raises(ValueError, match="one decide radius for every input"):
+    with pytest.raises(ValueError, match="keyed by input index"):
         SequentialFamily(Smooth(model, 2, 0.5), Sequential(Decide(torch.ones(2))))
     with pytest.raises(ValueError, match="needs one"):
         Smooth(model, 2, 0.5).certify_batch(X, 10, 100, 0.01, 100, sequential=Sequential(Decide(torch.ones(1))))
@@ -176,3 +176,17 @@ def test_cli_runs_and_checks_options(digits_checkpoint, tmp_path, capsys):
     assert main(["analyze", out]) == 0
     printed = capsys.readouterr().out
     assert "Estimation samples per input" in printed and "| 1600 |" in printed
+
+
+def test_final_share_defaults_and_overrides():
+    for tol, share in [(0.005, 0.95), (0.01, 0.9), (0.02, 0.8), (0.05, 0.5), (0.3, 0.5), (1e-4, 0.99)]:
+        cs = Sequential(Estimate(tol)).sequence(100_000, 0.001)
+        assert math.isclose(cs.levels[-1], share * 0.001, rel_tol=1e-12) and cs.config()["final_share"] == share
+    plain = Sequential(Decide(1.0)).sequence(100_000, 0.001)
+    assert "final_share" not in plain.config() and plain.levels[-1] < 0.5 * 0.001
+    assert math.isclose(Sequential(Decide(1.0), final=0.8).sequence(1000, 0.01).levels[-1], 0.008, rel_tol=1e-12)
+    assert "final_share" not in Sequential(Estimate(0.01), cs="mixture").config(1000, 0.01)
+    with pytest.raises(ValueError, match="no option final"):
+        Sequential(Estimate(0.01), cs="mixture", final=0.9)
+    with pytest.raises(ValueError, match="share of alpha"):
+        Sequential(Estimate(0.01), final=1.0)

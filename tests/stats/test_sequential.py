@@ -48,7 +48,7 @@ P_TRUE = (0.3, 0.5, 0.9, 0.97, 0.99, 0.999) + tuple(t + d for t in THRESHOLDS fo
 N_STREAMS = 100_000
 SEED = 20240917
 
-CS_NAMES = ("grid-cp-linear", "grid-cp-uniform", "mixture")
+CS_NAMES = ("grid-cp-linear", "grid-cp-uniform", "grid-cp-final", "mixture")
 
 
 def _make_cs(name, alpha=ALPHA, checkpoints=GRID):
@@ -56,6 +56,8 @@ def _make_cs(name, alpha=ALPHA, checkpoints=GRID):
         return GridClopperPearson(alpha, checkpoints, "linear")
     if name == "grid-cp-uniform":
         return GridClopperPearson(alpha, checkpoints, "uniform")
+    if name == "grid-cp-final":  # the estimate rule's kind: most of alpha kept for n_max
+        return GridClopperPearson(alpha, checkpoints, "linear", final=0.7)
     return BetaBinomialMixture(alpha, checkpoints)
 
 
@@ -263,6 +265,26 @@ def test_grid_cp_levels_spend_at_most_alpha(spend, grid):
         np.testing.assert_allclose(cs.levels / cs.levels[0], grid / grid[0], rtol=1e-13)
     np.testing.assert_array_equal(cs.level(grid), cs.levels)
     assert cs.config() == {"cs": "grid-cp", "alpha": ALPHA, "checkpoints": [int(c) for c in grid], "spend": spend}
+
+
+@pytest.mark.parametrize("final", [0.5, 0.9, 0.99])
+@pytest.mark.parametrize("grid", [GRID, geometric_grid(1, 10**6, 1.05), np.array([7])])
+def test_grid_cp_final_share(final, grid):
+    cs = GridClopperPearson(ALPHA, grid, "linear", final=final)
+    assert sum(Fraction(float(x)) for x in cs.levels) <= Fraction(ALPHA) and np.all(cs.levels > 0)
+    if len(grid) == 1:  # nothing to share with
+        np.testing.assert_allclose(cs.levels, [ALPHA], rtol=1e-15)
+        return
+    np.testing.assert_allclose(cs.levels[-1], final * ALPHA, rtol=1e-14)
+    early = grid[:-1].astype(np.float64)
+    np.testing.assert_allclose(cs.levels[:-1], (1 - final) * ALPHA * early / early.sum(), rtol=1e-13)
+    assert cs.config()["final_share"] == final
+
+
+@pytest.mark.parametrize("bad", [0, 1, 1.5, -0.1, float("nan"), "0.9"])
+def test_grid_cp_final_share_refused(bad):
+    with pytest.raises(ValueError, match="share of alpha"):
+        GridClopperPearson(ALPHA, GRID, final=bad)
 
 
 @pytest.mark.parametrize("spend", ["linear", "uniform", "sqrt"])

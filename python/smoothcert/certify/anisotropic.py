@@ -74,13 +74,16 @@ class AnisotropicResult:
         return self.base.pa_lower
 
     def fields(self, k: int) -> List[Any]:
-        s = self.sigma
-        out = [int(self.base.count_a[k]), self.base.n, repr(float(self.base.pa_lower[k])),
+        s, b = self.sigma, self.base
+        n_used = getattr(b, "n_used", None)  # a sequential run: samples per input, then its columns
+        out = [int(b.count_a[k]), b.n if n_used is None else int(n_used[k]), repr(float(b.pa_lower[k])),
                repr(float(self.normalized_radius[k])), repr(float(self.o_ca[k])), repr(float(self.r_geo[k])),
                repr(float(self.r_linf[k])), repr(s.minimum), repr(s.mean), repr(s.geomean), self.certificate,
                self.norm]
         if self.r_two_sided is not None:
             out.append(repr(float(self.r_two_sided[k])))
+        if n_used is not None:
+            out += [b.n, b.stop[k], repr(float(b.target[k]))]
         return out
 
 
@@ -111,14 +114,31 @@ class AnisotropicSmooth(Smooth):
 
     # ----------------------------------------------------------------- public API
 
-    SEQUENTIAL = False
-    SEQUENTIAL_REFUSAL = "its ellipsoid rows are not yet written for sequential runs"
+    # R = Phi^-1(pA_lower) is a function of the selected class's count alone; a decide radius is
+    # the L2 ball R min sigma of the radius column.
+    SEQUENTIAL = True
 
     def certify_batch(self, X: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int,
                       *, indices: Optional[Union[torch.Tensor, int]] = None, sequential=None) -> AnisotropicResult:
-        """CERTIFY for ``X`` ``[B, *S]`` (``S`` = sigma's shape): :class:`AnisotropicResult`."""
+        """CERTIFY for ``X`` ``[B, *S]`` (``S`` = sigma's shape): :class:`AnisotropicResult`
+        (``sequential=`` as :meth:`smoothcert.Smooth.certify_batch`; the ellipsoid of the
+        confidence sequence's bound at stopping)."""
         base = super().certify_batch(X, n0, n, alpha, batch_size, indices=indices, sequential=sequential)
-        return self._extend(base)
+        return base if sequential is not None else self._extend(base)
+
+    def check_sequential(self, sequential) -> None:
+        super().check_sequential(sequential)
+        if self.two_sided:
+            raise ValueError("--two-sided cannot be certified sequentially: the two-sided bound needs the runner-up's "
+                             "count too (a union bound over classes), not one binomial count")
+
+    def sequential_result(self, res) -> AnisotropicResult:
+        return self._extend(res)
+
+    def sequential_column_types(self) -> Dict[str, type]:
+        from .sequential import SequentialResult
+
+        return {**AnisotropicResult.COLUMNS, **SequentialResult.EXTRA_COLUMNS}
 
     def certify(self, x: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int,
                 *, index: Optional[int] = None) -> Tuple[int, float]:
@@ -209,6 +229,8 @@ class AnisotropicSmooth(Smooth):
             two = ellipsoid.two_sided_radius(base.counts.numpy(), top.numpy(), base.n, check_alpha(base.alpha))
             two = torch.as_tensor(np.where(base.prediction.numpy() < 0, 0.0, two))
         t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64)).view(-1)  # noqa: E731
+        label = "anisotropic" if getattr(base, "n_used", None) is None else f"anisotropic-{base.certificate}"
         return AnisotropicResult(base=base, normalized_radius=t(R), o_ca=t(o), r_geo=t(ellipsoid.geometric_radius(o, s)),
-                                 r_linf=t(ellipsoid.linf_halfwidth(R, s)), r_two_sided=two, sigma=s)
+                                 r_linf=t(ellipsoid.linf_halfwidth(R, s)), r_two_sided=two, sigma=s,
+                                 certificate=label)
 

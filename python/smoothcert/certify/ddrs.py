@@ -28,6 +28,8 @@ from .family import Budget, SmoothingFamily, register_sigma_mode, require
 from .monte_carlo import MonteCarloFamily
 from .memory import Memory, MemoryResult
 from .results import CertifyResult
+from .sequential import (Sequential, certify_checked, check_dataset_rule, labelled, samples_used, wrapper_columns,
+                         wrapper_fields)
 
 
 @dataclass
@@ -53,6 +55,7 @@ class DdrsResult:
     seconds: torch.Tensor
     certificate: str = "memory"
     norm: str = "l2"
+    sequential: Optional[Sequential] = None
 
     COLUMNS = {"certificate": str, "norm": str, "memory_case": str, "memory_partner": int, "dd_predict": int,
                "dd_radius": float, "dd_certificate": str, "sigma_star": float, "dd_count_a": int,
@@ -62,10 +65,16 @@ class DdrsResult:
     def fields(self, k: int) -> List[Any]:
         dd, fx = self.data_dependent, self.fixed
         return [self.certificate, self.norm, self.memory.case[k], int(self.memory.partner[k]),
-                int(dd.prediction[k]), repr(float(dd.radius[k])), "data-dependent", repr(float(self.sigma_star[k])),
-                int(dd.count_a[k]), repr(float(dd.pa_lower[k])), int(fx.prediction[k]), repr(float(fx.radius[k])),
-                fx.certificate, repr(float(fx.sigma[k])), int(fx.count_a[k]), repr(float(fx.pa_lower[k])), dd.n,
-                int(self.clipped[k])]
+                int(dd.prediction[k]), repr(float(dd.radius[k])), labelled("data-dependent", dd),
+                repr(float(self.sigma_star[k])), int(dd.count_a[k]), repr(float(dd.pa_lower[k])),
+                int(fx.prediction[k]), repr(float(fx.radius[k])), labelled("fixed-sigma", fx),
+                repr(float(fx.sigma[k])), int(fx.count_a[k]), repr(float(fx.pa_lower[k])), samples_used(dd, k),
+                int(self.clipped[k])] + wrapper_fields(self.sequential, k, dd, fx)
+
+    @classmethod
+    def column_types(cls, sequential: Optional[Sequential]) -> Dict[str, type]:
+        """:attr:`COLUMNS`, and a sequential run's (``n`` is then the data-dependent certificate's samples)."""
+        return {**cls.COLUMNS, **wrapper_columns(sequential, "fixed")}
 
 
 @register_sigma_mode("ddrs")
@@ -81,6 +90,8 @@ class DataDependentSmooth(SmoothingFamily):
         memory_tol, case_a: the memory's tolerance and case-A rule when it is created here.
         memory_source: description of a starting memory, for the sidecar.
         memory_out: path where :meth:`finish` saves the memory.
+        sequential: a :class:`~smoothcert.certify.sequential.Sequential` for both CERTIFY runs
+            (at sigma* and at sigma0; the memory step then takes the sequential certificate).
 
     Inputs are resolved against the memory in the order they are certified (a
     dataset run: increasing dataset index).
@@ -88,7 +99,7 @@ class DataDependentSmooth(SmoothingFamily):
 
     def __init__(self, base: MonteCarloFamily, optimizer: Optional[OptimizeSigma] = None, *, memory: Optional[Memory] = None,
                  memory_tol: float = 1e-6, case_a: str = "min", memory_source: Optional[str] = None,
-                 memory_out: Optional[str] = None):
+                 memory_out: Optional[str] = None, sequential: Optional[Sequential] = None):
         require(base, "data-dependent sigma", sigma_gradient=True)
         if isinstance(base.sigma, torch.Tensor) and base.sigma.numel() != 1:
             raise ValueError("the base family's sigma is sigma0, one number")
@@ -103,22 +114,32 @@ class DataDependentSmooth(SmoothingFamily):
         self.NORM = base.NORM
         self.sigma_stars: List[float] = []
         self.flips = 0
+        self.sequential = None
+        if sequential is not None:
+            base.check_sequential(sequential)
+            self.sequential = sequential
+        self.samples: List[int] = []
 
     # ----------------------------------------------------------------- public API
 
     def certify_batch(self, X: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int, *,
-                      indices=None) -> DdrsResult:
-        """Certifies ``X`` ``[B, *S]`` (resolved against the memory in order, then stored)."""
+                      indices=None, sequential: Optional[Sequential] = None) -> DdrsResult:
+        """Certifies ``X`` ``[B, *S]`` (resolved against the memory in order, then stored);
+        ``sequential`` (default: the one given at construction) stops each CERTIFY's estimation
+        once decided, ``n`` being n_max."""
         base = self.base
         n0, n, alpha, batch_size = base.check_budget(n0, n, alpha, batch_size)
+        seq = sequential if sequential is not None else self.sequential
+        if seq is not None:
+            base.check_sequential(seq)
         X, ids, table0 = base.prepare(X, indices)
         t0 = time.perf_counter()
-        fixed = base.certify_table(X, ids, table0, n0, n, alpha, batch_size)
+        fixed = certify_checked(base, X, ids, table0, n0, n, alpha, batch_size, seq)
         opt = self.optimizer(base.base_classifier, X, self.sigma0, ids=ids, seed=base.seed, noise=base.NOISE,
                              batch_size=batch_size, clamp_inputs=base.clamp)
         table = opt.sigma.to(X.device).view(-1, 1)  # [B, 1]: per input
         ops.check_sigma(table)
-        dd = base.certify_table(X, ids, table, n0, n, alpha, batch_size)
+        dd = certify_checked(base, X, ids, table, n0, n, alpha, batch_size, seq)
         if self.memory is None:
             self.memory = Memory(X.shape[1:], norm=self.NORM, tol=self.memory_tol, case_a=self.case_a)
         mem = self.memory.query(X, dd.prediction, dd.radius, ids.cpu())
@@ -126,8 +147,9 @@ class DataDependentSmooth(SmoothingFamily):
         seconds = torch.full((B,), (time.perf_counter() - t0) / max(1, B), dtype=torch.float64)
         self.sigma_stars += opt.sigma.tolist()
         self.flips += int((dd.prediction != fixed.prediction).sum())
+        self.samples += [samples_used(dd, k) + samples_used(fixed, k) for k in range(B)]
         return DdrsResult(prediction=mem.prediction, radius=mem.radius, memory=mem, data_dependent=dd, fixed=fixed,
-                          sigma_star=opt.sigma, clipped=opt.clipped, seconds=seconds, norm=self.NORM)
+                          sigma_star=opt.sigma, clipped=opt.clipped, seconds=seconds, norm=self.NORM, sequential=seq)
 
     def certify(self, x: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int, *,
                 index: Optional[int] = None):
@@ -139,13 +161,23 @@ class DataDependentSmooth(SmoothingFamily):
     # ----------------------------------------------------------- family interface
 
     def column_types(self) -> Dict[str, type]:
-        return dict(DdrsResult.COLUMNS)
+        return DdrsResult.column_types(self.sequential)
 
     def certify_group(self, X, ids, budget: Budget) -> DdrsResult:
         return self.certify_batch(X, budget.n0, budget.n, budget.alpha, budget.batch_size, indices=ids)
 
     def group_size(self, budget: Budget) -> int:
+        if self.sequential is not None:
+            # Inputs stop at different times: a group of several keeps the scheduler's batches
+            # full (the memory resolves them in dataset order all the same).
+            return max(self.base.group_size(budget), 4 * self.sequential.slots(budget.batch_size))
         return self.base.group_size(budget)
+
+    def with_sequential(self, sequential: Sequential) -> "DataDependentSmooth":
+        self.base.check_sequential(sequential)
+        check_dataset_rule(sequential)
+        self.sequential = sequential
+        return self
 
     def validate(self, budget: Budget) -> None:
         self.base.validate(budget)
@@ -154,9 +186,12 @@ class DataDependentSmooth(SmoothingFamily):
         return self.base.generator() + "; sigma optimised on its own stream (ops.SIGMA_OPT_STREAM)"
 
     def config(self, budget: Budget) -> Dict[str, Any]:
-        return {**self.base.config(budget), "sigma_mode": "ddrs", "ddrs": self.optimizer.config(),
-                "memory": {"tol": self.memory_tol, "case_a": self.case_a, "order": "as certified (dataset index)",
-                           "initial": self.memory_source}}
+        out = {**self.base.config(budget), "sigma_mode": "ddrs", "ddrs": self.optimizer.config(),
+               "memory": {"tol": self.memory_tol, "case_a": self.case_a, "order": "as certified (dataset index)",
+                          "initial": self.memory_source}}
+        if self.sequential is not None:
+            out["sequential"] = self.sequential.config(budget.n, budget.alpha)
+        return out
 
     def resume(self, rows: List[Dict[str, str]], inputs) -> None:
         """Rebuilds the memory from the rows already written (their final classes and radii)."""
@@ -168,6 +203,7 @@ class DataDependentSmooth(SmoothingFamily):
             self.memory.counts[r["memory_case"]] += 1
             self.sigma_stars.append(float(r["sigma_star"]))
             self.flips += int(r["dd_predict"] != r["fixed_predict"])
+            self.samples.append(int(r["n"]) + int(r.get("fixed_n") or r["n"]))
         for i0 in range(0, len(keep), 256):
             part = keep[i0:i0 + 256]
             X = inputs([int(r["idx"]) for r in part])
@@ -184,6 +220,8 @@ class DataDependentSmooth(SmoothingFamily):
                    sigma_star_min=float(s.min()) if s.size else float("nan"),
                    sigma_star_max=float(s.max()) if s.size else float("nan"),
                    flip_rate=self.flips / total)
+        if self.sequential is not None and self.samples:
+            out["mean_samples"] = round(float(np.mean(self.samples)), 1)  # estimation, both certificates
         return out
 
     # Options of --sigma-mode ddrs and their defaults (None on the parser, so that giving one

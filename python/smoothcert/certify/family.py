@@ -158,6 +158,14 @@ class SmoothingFamily:
         label and correct columns), aligned with them."""
         raise NotImplementedError
 
+    def with_sequential(self, sequential) -> "SmoothingFamily":
+        """This family with sequential sample sizes (``smoothcert certify --sequential``; a
+        :class:`~smoothcert.certify.sequential.Sequential`), or ValueError naming why it cannot.
+        Only Monte-Carlo families whose certificate is one binomial count, and wrappers around
+        them, can."""
+        raise ValueError(f"--sequential needs a Monte-Carlo family (votes of noisy samples) whose certificate is "
+                         f"one binomial count; --noise {self.name or type(self).__name__} is not")
+
     def finish(self) -> None:
         """Called at the end of a dataset run (e.g. to save a memory)."""
 

@@ -130,7 +130,8 @@ class MonteCarloFamily(SmoothingFamily):
             self.check_sequential(sequential)
         X, ids, table = self.prepare(X, indices)
         if sequential is not None:
-            return self.certify_sequential(X, ids, table, n0, n, alpha, batch_size, sequential)
+            return self.sequential_result(self.certify_sequential(X, ids, table, n0, n, alpha, batch_size,
+                                                                  sequential))
         return self.certify_table(X, ids, table, n0, n, alpha, batch_size)
 
     def predict_batch(self, X: torch.Tensor, n: int, alpha: float, batch_size: int,
@@ -203,6 +204,22 @@ class MonteCarloFamily(SmoothingFamily):
                              f"function of one binomial count ({self.SEQUENTIAL_REFUSAL})")
 
     SEQUENTIAL_REFUSAL: ClassVar[str] = "no anytime-valid bound is implemented for it"
+
+    def with_sequential(self, sequential):
+        from .sequential import SequentialFamily  # the module builds on this one
+
+        return SequentialFamily(self, sequential)
+
+    def sequential_result(self, res):
+        """The rows of a sequential run from its :class:`~smoothcert.certify.sequential.SequentialResult`
+        (a family that writes more than the base columns extends it, as it does a fixed-n one)."""
+        return res
+
+    def sequential_column_types(self) -> Dict[str, type]:
+        """The TSV columns of :meth:`sequential_result`'s rows."""
+        from .sequential import SequentialResult
+
+        return dict(SequentialResult.COLUMNS)
 
     def radius_from_lower(self, pa_lower: np.ndarray, sigma: np.ndarray, dim: int):
         """``(abstain [B] bool, radius [B])`` from lower bounds on the selected class's

@@ -35,6 +35,8 @@ from . import regions as rg
 from .family import Budget, SmoothingFamily, register_sigma_mode, require
 from .monte_carlo import MonteCarloFamily
 from .results import CertifyResult
+from .sequential import (Sequential, certify_checked, check_dataset_rule, samples_used, wrapper_columns,
+                         wrapper_fields)
 
 
 @dataclass
@@ -52,6 +54,7 @@ class StageResult:
     t_select: torch.Tensor
     t_certify: torch.Tensor
     t_fixed: torch.Tensor
+    sequential: Optional[Sequential] = None
 
     COLUMNS = {"sigma_star": float, "select_radius": float, "own_count_a": int, "own_pa_lower": float,
                "fixed_predict": int, "fixed_radius": float, "fixed_count_a": int, "fixed_pa_lower": float,
@@ -61,8 +64,8 @@ class StageResult:
         o, f = self.own, self.fixed
         return [repr(float(self.sigma_star[k])), repr(float(self.select_radius[k])), int(o.count_a[k]),
                 repr(float(o.pa_lower[k])), int(f.prediction[k]), repr(float(f.radius[k])), int(f.count_a[k]),
-                repr(float(f.pa_lower[k])), repr(float(f.sigma[k])), o.n, repr(float(self.t_select[k])),
-                repr(float(self.t_certify[k])), repr(float(self.t_fixed[k]))]
+                repr(float(f.pa_lower[k])), repr(float(f.sigma[k])), samples_used(o, k), repr(float(self.t_select[k])),
+                repr(float(self.t_certify[k])), repr(float(self.t_fixed[k]))] + wrapper_fields(self.sequential, k, o, f)
 
 
 @dataclass
@@ -98,13 +101,16 @@ class SampleWiseSmooth(SmoothingFamily):
         order: greedy order, ``"ascending"`` degree (paper), ``"descending"`` or ``"index"``.
         lp_time_limit: seconds HiGHS may take (None: no limit).
         check: verify disjointness and containment with exact distances after allocation.
+        sequential: a :class:`~smoothcert.certify.sequential.Sequential` for every CERTIFY (own
+            sigma, sigma0, the deferred ones); the selection over the grid keeps its fixed draws.
     """
 
     TRANSDUCTIVE = True
     NORM = "l2"
 
     def __init__(self, base: MonteCarloFamily, grid, *, select_samples: int = 1000, regions: str = "greedy",
-                 order: str = "ascending", lp_time_limit: Optional[float] = None, check: bool = True):
+                 order: str = "ascending", lp_time_limit: Optional[float] = None, check: bool = True,
+                 sequential: Optional[Sequential] = None):
         require(base, "sample-wise smoothing", noise="gaussian", norm="l2")
         if isinstance(base.sigma, torch.Tensor) and base.sigma.numel() != 1:
             raise ValueError("the base family's sigma is sigma0 of the fixed-sigma certificate, one number")
@@ -119,11 +125,20 @@ class SampleWiseSmooth(SmoothingFamily):
         self.lp_time_limit, self.check = lp_time_limit, check
         self.certificate = f"transductive-{regions}"
         self.stats: Dict[str, Any] = {}
+        self.sequential = None
+        if sequential is not None:
+            self.with_sequential(sequential)
+
+    def with_sequential(self, sequential: Sequential) -> "SampleWiseSmooth":
+        self.base.check_sequential(sequential)
+        check_dataset_rule(sequential)
+        self.sequential = sequential
+        return self
 
     # ----------------------------------------------------------- phase 1
 
     def stage_column_types(self) -> Dict[str, type]:
-        return dict(StageResult.COLUMNS)
+        return {**StageResult.COLUMNS, **wrapper_columns(self.sequential, "fixed")}
 
     def certify_group(self, X, ids, budget: Budget) -> StageResult:
         base = self.base
@@ -133,17 +148,21 @@ class SampleWiseSmooth(SmoothingFamily):
         t0 = time.perf_counter()
         sel = select_sigma(base.sampler(ops.SAMPLEWISE_STREAM, batch), X, ids, self.grid, self.select_samples, alpha, batch)
         t1 = time.perf_counter()
-        own = base.certify_table(X, ids, sel.sigma.to(X.device, torch.float32).view(B, 1), n0, n, alpha, batch)
+        seq = self.sequential
+        own = certify_checked(base, X, ids, sel.sigma.to(X.device, torch.float32).view(B, 1), n0, n, alpha, batch, seq)
         t2 = time.perf_counter()
-        fixed = base.certify_table(X, ids, table0, n0, n, alpha, batch)
+        fixed = certify_checked(base, X, ids, table0, n0, n, alpha, batch, seq)
         t3 = time.perf_counter()
         per = lambda a, b: torch.full((B,), (b - a) / max(1, B), dtype=torch.float64)  # noqa: E731
         return StageResult(prediction=own.prediction, radius=own.radius, seconds=per(t0, t3), own=own, fixed=fixed,
                            sigma_star=sel.sigma, select_radius=sel.best, t_select=per(t0, t1),
-                           t_certify=per(t1, t2), t_fixed=per(t2, t3))
+                           t_certify=per(t1, t2), t_fixed=per(t2, t3), sequential=seq)
 
     def group_size(self, budget: Budget) -> int:
-        return max(1, budget.batch_size // max(self.select_samples, 1))
+        size = max(1, budget.batch_size // max(self.select_samples, 1))
+        if self.sequential is not None:  # inputs stop at different times: keep the scheduler's batches full
+            size = max(size, 4 * self.sequential.slots(budget.batch_size))
+        return size
 
     def validate(self, budget: Budget) -> None:
         self.base.validate(budget)
@@ -151,7 +170,10 @@ class SampleWiseSmooth(SmoothingFamily):
     # ----------------------------------------------------------- phase 2
 
     def column_types(self) -> Dict[str, type]:
-        return dict(TransductiveResult.COLUMNS)
+        extra = {}
+        if self.sequential is not None:  # the stage's sequential columns, and the samples of the certificate used
+            extra = {**wrapper_columns(self.sequential, "fixed"), "used_n": int}
+        return {**TransductiveResult.COLUMNS, **extra}
 
     def allocate(self, rows: List[Dict[str, str]], inputs: Callable[[List[int]], torch.Tensor],
                  budget: Budget) -> TransductiveResult:
@@ -178,6 +200,9 @@ class SampleWiseSmooth(SmoothingFamily):
                                       self.order)
         else:
             alloc = rg.lp_regions(own_r, abstain, fin_graph, time_limit=self.lp_time_limit)
+        label = self.certificate if self.sequential is None else f"{self.certificate}-{self.sequential.label()}"
+        extra = list(wrapper_columns(self.sequential, "fixed"))
+        fixed_label = "fixed-sigma" if self.sequential is None else f"fixed-sigma-{self.sequential.label()}"
         final_pred, final_r, used, t_deferred, deferred = self._finish(rows, X, ids, alloc, own_pred, own_r, sig_star,
                                                                       budget)
         if self.check:
@@ -187,13 +212,14 @@ class SampleWiseSmooth(SmoothingFamily):
         for k, r in enumerate(rows):
             g = int(alloc.region[k])
             out_rows.append([
-                self.certificate, "l2", int(alloc.rank[k]), ids[g] if g >= 0 else -1, alloc.case[k],
+                label, "l2", int(alloc.rank[k]), ids[g] if g >= 0 else -1, alloc.case[k],
                 repr(float(alloc.rho[g]) if g >= 0 else 0.0), repr(float(alloc.radius_cap[k])),
                 repr(float(used["sigma"][k])), r["sigma_star"], r["select_radius"], int(sel_graph.degree[k]),
                 int(own_pred[k]), r["radius"], int(used["count_a"][k]), repr(float(used["pa_lower"][k])),
-                r["fixed_predict"], r["fixed_radius"], "fixed-sigma", r["sigma0"], r["fixed_count_a"],
+                r["fixed_predict"], r["fixed_radius"], fixed_label, r["sigma0"], r["fixed_count_a"],
                 r["fixed_pa_lower"], r["n"], int(capped[k]),
-                int(alloc.case[k] == rg.INHERITED)])
+                int(alloc.case[k] == rg.INHERITED)] + [r[c] for c in extra]
+                + ([int(used["n"][k])] if self.sequential is not None else []))
         seconds = np.array([float(r["time"]) for r in rows]) + (t_graph + alloc.seconds + t_deferred) / max(1, n)
         self.stats = self._summary(rows, alloc, sel_graph, fin_graph, final_r, own_r, own_pred, capped, deferred,
                                    t_graph, t_deferred)
@@ -206,7 +232,8 @@ class SampleWiseSmooth(SmoothingFamily):
         n = len(rows)
         pred, r = own_pred.copy(), own_r.copy()
         used = {"sigma": sig_star.copy(), "count_a": np.array([int(x["own_count_a"]) for x in rows]),
-                "pa_lower": np.array([float(x["own_pa_lower"]) for x in rows]), "capped": np.zeros(n, bool)}
+                "pa_lower": np.array([float(x["own_pa_lower"]) for x in rows]), "capped": np.zeros(n, bool),
+                "n": np.array([int(x["n"]) for x in rows])}
         inh = np.flatnonzero(alloc.inherit_from >= 0)
         inh_sigma = sig_star[alloc.inherit_from[inh]] if inh.size else np.zeros(0)
         redo = inh[inh_sigma != sig_star[inh]]  # the same sigma: the phase-1 certificate is that certificate
@@ -214,6 +241,8 @@ class SampleWiseSmooth(SmoothingFamily):
         if redo.size:
             base = self.base
             step = max(1, budget.batch_size // budget.n) * 8
+            if self.sequential is not None:
+                step = max(step, 4 * self.sequential.slots(budget.batch_size))
             bar = progress_bar(total=int(redo.size), desc="deferred certify", unit="input") if base.progress or \
                 redo.size > 50 else None
             for a in range(0, redo.size, step):
@@ -221,9 +250,10 @@ class SampleWiseSmooth(SmoothingFamily):
                 Xp = X[torch.from_numpy(part)]
                 idp = torch.tensor([ids[k] for k in part])
                 sig = torch.from_numpy(sig_star[alloc.inherit_from[part]]).float().view(-1, 1).to(Xp.device)
-                res = base.certify_table(*base.prepare(Xp, idp)[:2], sig, budget.n0, budget.n, budget.alpha,
-                                         budget.batch_size)
+                res = certify_checked(base, *base.prepare(Xp, idp)[:2], sig, budget.n0, budget.n, budget.alpha,
+                                      budget.batch_size, self.sequential)
                 pred[part], r[part] = res.prediction.numpy(), res.radius.numpy()
+                used["n"][part] = [samples_used(res, k) for k in range(part.size)]
                 used["count_a"][part], used["pa_lower"][part] = res.count_a.numpy(), res.pa_lower.numpy()
                 if bar is not None:
                     bar.update(part.size)
@@ -271,9 +301,12 @@ class SampleWiseSmooth(SmoothingFamily):
                 "an input at every grid sigma sharing their standard-normal draws")
 
     def config(self, budget: Budget) -> Dict[str, Any]:
-        return {**self.base.config(budget), "sigma_mode": "samplewise", "grid": [float(g) for g in self.grid],
-                "select_samples": self.select_samples, "regions": self.regions,
-                "order": self.order if self.regions == "greedy" else None, "certificate": self.certificate}
+        out = {**self.base.config(budget), "sigma_mode": "samplewise", "grid": [float(g) for g in self.grid],
+               "select_samples": self.select_samples, "regions": self.regions,
+               "order": self.order if self.regions == "greedy" else None, "certificate": self.certificate}
+        if self.sequential is not None:
+            out["sequential"] = self.sequential.config(budget.n, budget.alpha)
+        return out
 
     def allocation_keys(self) -> List[str]:
         return ["regions", "order", "certificate"]

@@ -21,6 +21,7 @@ Eligible: families whose certificate is a function of one binomial count
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Dict, Iterable, Iterator, List, Optional, Union
 
@@ -56,12 +57,33 @@ class StoppingRule:
         """None to go on, else the stop reason written to the ``stop`` column."""
         raise NotImplementedError
 
-    def target(self, i: int):
-        """This rule's parameter for input ``i`` (the ``target`` column)."""
+    def target(self, position: int, index: int):
+        """This rule's parameter for the input at ``position`` of the call, of input index
+        ``index`` (the ``target`` column)."""
         raise NotImplementedError
+
+    def per_position(self) -> bool:
+        """Whether :meth:`target` depends on the position (which a resumed dataset run shifts)."""
+        return False
+
+    def final_share(self) -> Optional[float]:
+        """The share of alpha grid Clopper-Pearson keeps for ``n_max`` unless told otherwise
+        (None: the grid's spending weights ``n_max`` like every checkpoint)."""
+        return None
 
     def config(self) -> Dict[str, Any]:
         raise NotImplementedError
+
+    @classmethod
+    def options(cls) -> List[str]:
+        """Its command-line options (argparse destinations)."""
+        return [cls.OPTION]
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "StoppingRule":
+        if getattr(args, cls.OPTION, None) is None:
+            raise ValueError(f"--sequential {cls.name} needs --{cls.OPTION} ({cls.HINT})")
+        return cls(getattr(args, cls.OPTION))
 
 
 @register_rule("decide")
@@ -70,24 +92,59 @@ class Decide(StoppingRule):
     ``n_max`` even at the upper bound's frequency (``futile``; also ``n_max`` reached).
 
     Args:
-        radius: r, one number or a ``[B]`` tensor/array (one radius per input, in the order of
-            the inputs certified).
+        radius: r: one number; a ``[B]`` tensor/array (one radius per input, in the order of
+            the inputs certified); or a dict ``{input index: radius}`` (a dataset run:
+            :func:`read_radii` reads one from a file).
     """
 
     OPTION, HINT = "radius", "the radius to certify"
 
-    def __init__(self, radius: Union[float, torch.Tensor, np.ndarray]):
-        r = np.asarray(radius.detach().cpu() if isinstance(radius, torch.Tensor) else radius, dtype=np.float64)
+    def __init__(self, radius: Union[float, torch.Tensor, np.ndarray, Dict[int, float]], source: str = ""):
+        self.by_index = None
+        if isinstance(radius, dict):
+            self.by_index = {int(i): float(v) for i, v in radius.items()}
+            r = np.asarray(list(self.by_index.values()), dtype=np.float64)
+            if not self.by_index:
+                raise ValueError("the decide rule got no radii")
+        else:
+            r = np.asarray(radius.detach().cpu() if isinstance(radius, torch.Tensor) else radius, dtype=np.float64)
         if r.ndim > 1 or not np.all(np.isfinite(r)) or np.any(r <= 0):
-            raise ValueError(f"the decide rule needs a finite radius > 0 (one number or one per input), got {radius!r}")
-        self.radius = r
+            raise ValueError(f"the decide rule needs finite radii > 0 (one number, one per input, or one per "
+                             f"input index), got {radius if r.size < 8 else r!r}")
+        self.radius, self.source = r, source
 
-    def target(self, i: int) -> float:
+    def target(self, position: int, index: int) -> float:
+        if self.by_index is not None:
+            if index not in self.by_index:
+                raise ValueError(f"the decide rule has no radius for input index {index}"
+                                 + (f" (in {self.source})" if self.source else ""))
+            return self.by_index[index]
         if self.radius.ndim == 0:
             return float(self.radius)
-        if i >= self.radius.shape[0]:
-            raise ValueError(f"the decide rule has {self.radius.shape[0]} radii but input {i} needs one")
-        return float(self.radius[i])
+        if position >= self.radius.shape[0]:
+            raise ValueError(f"the decide rule has {self.radius.shape[0]} radii but input {position} needs one")
+        return float(self.radius[position])
+
+    def per_position(self) -> bool:
+        return self.by_index is None and self.radius.ndim == 1
+
+    @classmethod
+    def options(cls) -> List[str]:
+        return ["radius", "radius_file"]
+
+    @classmethod
+    def from_args(cls, args):
+        path = getattr(args, "radius_file", None)
+        if path is None:
+            return super().from_args(args)
+        if getattr(args, "radius", None) is not None:
+            raise ValueError("give --radius (one for every input) or --radius-file (one per input), not both")
+        import hashlib
+
+        radii = read_radii(path)
+        with open(path, "rb") as f:  # the sidecar names the file's content, so a resume sees a change
+            digest = hashlib.sha256(f.read()).hexdigest()
+        return cls(radii, source=f"{path} sha256:{digest}")
 
     def status(self, cs, k, n, radius, target):
         s = int(seq.decide(cs, k, n, radius, target))
@@ -95,7 +152,41 @@ class Decide(StoppingRule):
 
     def config(self):
         r = self.radius
+        if self.by_index is not None:
+            return {"rule": self.name, "radius": f"per input index [{len(self.by_index)}]",
+                    "radius_file": self.source or None}
         return {"rule": self.name, "radius": float(r) if r.ndim == 0 else f"per input [{r.shape[0]}]"}
+
+
+def read_radii(path: str) -> Dict[int, float]:
+    """``{input index: radius}`` from a TSV with ``idx`` and ``radius`` columns (for instance a
+    result file of an earlier run), for :class:`Decide`; ValueError names a bad file or row."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f, delimiter="\t")
+            if not reader.fieldnames or "idx" not in reader.fieldnames or "radius" not in reader.fieldnames:
+                raise ValueError(f"{path}: a radius file needs tab-separated 'idx' and 'radius' columns, got "
+                                 f"{reader.fieldnames}")
+            out: Dict[int, float] = {}
+            for line, row in enumerate(reader, start=2):
+                try:
+                    i, r = int(row["idx"]), float(row["radius"])
+                except (TypeError, ValueError):
+                    raise ValueError(f"{path}:{line}: idx {row.get('idx')!r} and radius {row.get('radius')!r} must "
+                                     "be an integer and a number") from None
+                if i in out and out[i] != r:
+                    raise ValueError(f"{path}:{line}: input index {i} has two radii ({out[i]!r} and {r!r})")
+                if not (math.isfinite(r) and r > 0):
+                    raise ValueError(f"{path}:{line}: the radius of input {i} must be finite and > 0 (decide "
+                                     f"proves radius >= r), got {r!r}")
+                out[i] = r
+    except OSError as e:
+        raise ValueError(f"cannot read the radius file {path}: {e.strerror}") from None
+    if not out:
+        raise ValueError(f"{path}: no radii")
+    return out
 
 
 @register_rule("estimate")
@@ -115,8 +206,16 @@ class Estimate(StoppingRule):
             raise ValueError(f"the estimate rule needs 0 < tol < 1, got {tol!r}")
         self.tol = tol
 
-    def target(self, i: int) -> float:
+    def target(self, position: int, index: int) -> float:
         return self.tol
+
+    def final_share(self) -> float:
+        # An input that runs to n_max keeps 1 - 10 tol of alpha there: the radius it loses
+        # against a fixed-n run (about 0.01 ln(1/share) of itself at n = 10^5, alpha = 10^-3)
+        # stays near a tenth of tol, while tol still leaves early checkpoints alpha to stop
+        # with. Chosen on a development set disjoint from the bench's images
+        # (bench/sequential_design.py; results/sequential/design.md).
+        return min(0.99, max(0.5, 1.0 - 10.0 * self.tol))
 
     def status(self, cs, k, n, radius, target):
         if not bool(seq.estimate(cs, k, n, radius, target)):
@@ -137,6 +236,9 @@ class Sequential:
         first: first checkpoint; ratio: geometric grid ratio (the last checkpoint is n_max,
             the ``n`` of the call).
         in_flight: inputs open at once (default: enough to fill a batch at the first checkpoint).
+        final: grid-cp only: the share of alpha kept for ``n_max`` (default: the rule's
+            :meth:`StoppingRule.final_share`: by the spending for decide, ``1 - 10 tol`` in
+            [0.5, 0.99] for estimate).
     """
 
     rule: StoppingRule
@@ -144,6 +246,7 @@ class Sequential:
     first: int = 100
     ratio: float = 2.0
     in_flight: Optional[int] = None
+    final: Optional[float] = None
 
     def __post_init__(self):
         if not isinstance(self.rule, StoppingRule):
@@ -154,10 +257,14 @@ class Sequential:
         check_int("first", self.first, 1)
         if self.in_flight is not None:
             check_int("in_flight", self.in_flight, 1)
+        self.sequence(max(self.first, 2), 0.5)  # refuses a bad final share (or one the sequence has no use for)
 
     def sequence(self, n_max: int, alpha: float) -> seq.ConfidenceSequence:
         grid = seq.geometric_grid(min(self.first, n_max), n_max, self.ratio)
-        return seq.confidence_sequence(self.cs, alpha, grid)
+        final = self.final
+        if final is None and getattr(seq.CONFIDENCE_SEQUENCES[self.cs], "FINAL_SHARE", False):
+            final = self.rule.final_share()
+        return seq.confidence_sequence(self.cs, alpha, grid, **({} if final is None else {"final": final}))
 
     def label(self) -> str:
         """The certificate label of its rows."""
@@ -186,8 +293,8 @@ class SequentialResult(CertifyResult):
     stop: List[str] = field(default_factory=list)
     target: torch.Tensor = None
 
-    COLUMNS = {"count_a": int, "n": int, "pa_lower": float, "sigma": float, "certificate": str, "norm": str,
-               "n_max": int, "stop": str, "target": float}
+    EXTRA_COLUMNS = {"n_max": int, "stop": str, "target": float}  # after a family's own columns
+    COLUMNS = {**CertifyResult.COLUMNS, **EXTRA_COLUMNS}
 
     def fields(self, k: int) -> List[Any]:
         return [int(self.count_a[k]), int(self.n_used[k]), repr(float(self.pa_lower[k])), repr(float(self.sigma[k])),
@@ -240,7 +347,7 @@ def certify_jobs(family, inputs: Iterable, n0: int, n_max: int, alpha: float, ba
             sig = float(family.radius_sigma(row, 1)[0])
             radius = (lambda pa, s=sig, d=x.numel(): family.radius_from_lower(np.asarray(pa, dtype=np.float64),
                                                                               np.float64(s), d)[1])
-            yield CertifyJob(x, index, row, pos, n0, cs, rule, radius, rule.target(pos))
+            yield CertifyJob(x, index, row, pos, n0, cs, rule, radius, rule.target(pos, index))
 
     sampler = family.sampler(ops.ESTIMATION_STREAM, batch_size)
     yield from run_jobs(sampler, jobs(), in_flight=sequential.slots(batch_size), occupancy=occupancy)
@@ -278,6 +385,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="stop each input's sampling once decided: 'decide' whether radius >= --radius, or "
                         "'estimate' the radius to --tol")
     g.add_argument("--radius", type=float, help="decide: the radius to certify")
+    g.add_argument("--radius-file", help="decide: one radius per input, from a TSV with 'idx' and 'radius' columns "
+                                         "(e.g. an earlier result file); instead of --radius")
     g.add_argument("--tol", type=float, help="estimate: stop when more samples could add less than this fraction "
                                              "of the radius reachable at n_max (e.g. 0.01)")
     g.add_argument("--cs", choices=sorted(seq.CONFIDENCE_SEQUENCES),
@@ -285,13 +394,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "over it; mixture: beta-binomial mixture martingale)")
     g.add_argument("--first-checkpoint", type=int, help="first estimation checkpoint (default 100)")
     g.add_argument("--checkpoint-ratio", type=float, help="ratio of the geometric checkpoint grid (default 2)")
+    g.add_argument("--final-share", type=float, help="grid-cp: share of alpha kept for the last checkpoint n_max "
+                                                     "(default: by the spending for decide, 1 - 10 tol in "
+                                                     "[0.5, 0.99] for estimate)")
 
 
 def from_args(args: argparse.Namespace) -> Optional[Sequential]:
     """The :class:`Sequential` of the parsed options, or None; a sequential option without
     ``--sequential`` (or the other rule's) is refused."""
-    given = [o for o, k in (("--radius", "radius"), ("--tol", "tol"), ("--cs", "cs"),
-                            ("--first-checkpoint", "first_checkpoint"), ("--checkpoint-ratio", "checkpoint_ratio"))
+    given = [o for o, k in (("--radius", "radius"), ("--radius-file", "radius_file"), ("--tol", "tol"), ("--cs", "cs"),
+                            ("--first-checkpoint", "first_checkpoint"), ("--checkpoint-ratio", "checkpoint_ratio"),
+                            ("--final-share", "final_share"))
              if getattr(args, k, None) is not None]
     rule = getattr(args, "sequential", None)
     if rule is None:
@@ -300,13 +413,65 @@ def from_args(args: argparse.Namespace) -> Optional[Sequential]:
         return None
     cls = STOPPING_RULES[rule]
     for other in STOPPING_RULES.values():
-        if other is not cls and getattr(args, other.OPTION, None) is not None:
-            raise ValueError(f"--{other.OPTION} belongs to --sequential {other.name}, not {rule}")
-    if getattr(args, cls.OPTION, None) is None:
-        raise ValueError(f"--sequential {rule} needs --{cls.OPTION} ({cls.HINT})")
-    made = cls(getattr(args, cls.OPTION))
+        for opt in other.options():
+            if other is not cls and getattr(args, opt, None) is not None:
+                raise ValueError(f"--{opt.replace('_', '-')} belongs to --sequential {other.name}, not {rule}")
+    made = cls.from_args(args)
     return Sequential(made, cs=args.cs or "grid-cp", first=args.first_checkpoint or 100,
-                      ratio=args.checkpoint_ratio or 2.0)
+                      ratio=args.checkpoint_ratio or 2.0, final=args.final_share)
+
+
+def certify_checked(base, X: torch.Tensor, ids: torch.Tensor, table: torch.Tensor, n0: int, n: int, alpha: float,
+                    batch_size: int, sequential: Optional[Sequential]) -> CertifyResult:
+    """``base``'s CERTIFY of checked inputs at a sigma ``table``: fixed n
+    (:meth:`~smoothcert.certify.monte_carlo.MonteCarloFamily.certify_table`) or sequential (n is
+    n_max), for wrappers that choose sigma per input."""
+    if sequential is None:
+        return base.certify_table(X, ids, table, n0, n, alpha, batch_size)
+    return base.certify_sequential(X, ids, table, n0, n, alpha, batch_size, sequential)
+
+
+def samples_used(res: CertifyResult, k: int) -> int:
+    """Estimation samples input ``k`` of ``res`` used (its own for a sequential run)."""
+    n_used = getattr(res, "n_used", None)
+    return res.n if n_used is None else int(n_used[k])
+
+
+def labelled(label: str, res: CertifyResult) -> str:
+    """A wrapper's certificate ``label``, marked sequential when ``res`` is a sequential run's."""
+    return label if getattr(res, "n_used", None) is None else f"{label}-{res.certificate}"
+
+
+def wrapper_columns(sequential: Optional[Sequential], *others: str) -> Dict[str, type]:
+    """The columns a wrapper adds for a sequential run (its ``n`` column holds the primary
+    certificate's samples per input): the primary's stop reason, each other certificate's
+    samples and stop reason (``others``: their column prefixes), n_max and the rule's target."""
+    if sequential is None:
+        return {}
+    out: Dict[str, type] = {"stop": str}
+    for name in others:
+        out.update({f"{name}_n": int, f"{name}_stop": str})
+    return {**out, "n_max": int, "target": float}
+
+
+def wrapper_fields(sequential: Optional[Sequential], k: int, primary: CertifyResult,
+                   *others: CertifyResult) -> List[Any]:
+    """The values of :func:`wrapper_columns` for input ``k``."""
+    if sequential is None:
+        return []
+    out: List[Any] = [primary.stop[k]]
+    for res in others:
+        out += [samples_used(res, k), res.stop[k]]
+    return out + [primary.n, repr(float(primary.target[k]))]
+
+
+def check_dataset_rule(sequential: Sequential) -> None:
+    """Refuses a rule whose targets follow the position of the inputs: a dataset run resumes
+    part-way, which would shift them (key them by input index instead)."""
+    if sequential.rule.per_position():
+        raise ValueError("a dataset run needs decide radii keyed by input index (Decide({index: radius}) or "
+                         "--radius-file), not one per position; per-position radii go to certify_batch(..., "
+                         "sequential=Sequential(Decide(radii)))")
 
 
 class SequentialFamily(SmoothingFamily):
@@ -322,10 +487,7 @@ class SequentialFamily(SmoothingFamily):
     def __init__(self, base, sequential: Sequential):
         require(base, "--sequential", monte_carlo=True)
         base.check_sequential(sequential)
-        if np.ndim(getattr(sequential.rule, "radius", 0.0)) != 0:
-            # A dataset run resumes part-way, so "one radius per input in order" would shift.
-            raise ValueError("a dataset run takes one decide radius for every input; per-input radii go to "
-                             "certify_batch(..., sequential=Sequential(Decide(radii)))")
+        check_dataset_rule(sequential)
         self.base, self.sequential = base, sequential
         self.name, self.NORM, self.num_classes = base.name, base.NORM, base.num_classes
         self.occupancy = Occupancy()
@@ -334,7 +496,7 @@ class SequentialFamily(SmoothingFamily):
         self.n_max = 0
 
     def column_types(self) -> Dict[str, type]:
-        return dict(SequentialResult.COLUMNS)
+        return self.base.sequential_column_types()
 
     def validate(self, budget: Budget) -> None:
         self.base.validate(budget)
@@ -365,7 +527,7 @@ class SequentialFamily(SmoothingFamily):
                 yield pos, X[0], int(idx[0]), table
 
         for job in certify_jobs(base, source(), n0, n, alpha, budget.batch_size, self.sequential, self.occupancy):
-            res = results_of(base, [job], n0, n, alpha, self.sequential)
+            res = base.sequential_result(results_of(base, [job], n0, n, alpha, self.sequential))
             self._count(job.n, job.stop)
             yield [ids[job.position]], res
 

@@ -114,7 +114,7 @@ def build_family(args, model, num_classes: int, info: dict, out_dtype):
     else:
         family = make_base() if mode is None else mode.from_args(args, make_base)
     seq = sequential.from_args(args)
-    return family if seq is None else sequential.SequentialFamily(family, seq)
+    return family if seq is None else family.with_sequential(seq)
 
 
 def check_device(name: str) -> torch.device:

@@ -137,16 +137,24 @@ class GridClopperPearson(ConfidenceSequence):
         checkpoints: the fixed grid (:func:`geometric_grid`).
         spend: how alpha is shared: ``"linear"`` (``alpha_j`` proportional to ``n_j``),
             ``"sqrt"`` or ``"uniform"`` (:data:`SPENDING`).
+        final: the share of alpha kept for the last checkpoint ``n_max``, in (0, 1) (the
+            others share the rest by ``spend``); None: ``n_max`` is weighted like the others.
+            A large share makes a run that goes to ``n_max`` nearly a fixed-n run there.
     """
 
     name = "grid-cp"
+    FINAL_SHARE: ClassVar[bool] = True  # takes ``final=`` (a stopping rule may ask for a share)
 
-    def __init__(self, alpha: float, checkpoints: np.ndarray, spend: str = "linear"):
+    def __init__(self, alpha: float, checkpoints: np.ndarray, spend: str = "linear", final=None):
         super().__init__(alpha, checkpoints)
         if spend not in SPENDING:
             raise ValueError(f"unknown alpha spending {spend!r}; choose one of {', '.join(SPENDING)}")
-        self.spend = spend
+        if final is not None and not (isinstance(final, (int, float)) and 0 < final < 1):
+            raise ValueError(f"the final checkpoint's share of alpha must be in (0, 1), got {final!r}")
+        self.spend, self.final = spend, None if final is None else float(final)
         w = SPENDING[spend](self.checkpoints.astype(np.float64))
+        if self.final is not None and w.size > 1:
+            w = np.append((1.0 - self.final) * w[:-1] / w[:-1].sum(), self.final)
         # Shares stepped down until their exact sum is at most alpha (float rounding of the
         # division must not spend more than alpha).
         levels = np.nextafter(self.alpha * w / w.sum(), 0.0)
@@ -155,7 +163,10 @@ class GridClopperPearson(ConfidenceSequence):
         self.levels = levels
 
     def config(self):
-        return {**super().config(), "spend": self.spend}
+        out = {**super().config(), "spend": self.spend}
+        if self.final is not None:
+            out["final_share"] = self.final
+        return out
 
     def level(self, n: np.ndarray) -> np.ndarray:
         """The Clopper-Pearson level of checkpoint(s) ``n``."""
@@ -241,12 +252,16 @@ class BetaBinomialMixture(ConfidenceSequence):
 CONFIDENCE_SEQUENCES: Dict[str, type] = {"grid-cp": GridClopperPearson, "mixture": BetaBinomialMixture}
 
 
-def confidence_sequence(name: str, alpha: float, checkpoints: np.ndarray) -> ConfidenceSequence:
-    """A registered confidence sequence by name (``"grid-cp"``, ``"mixture"``)."""
+def confidence_sequence(name: str, alpha: float, checkpoints: np.ndarray, **options) -> ConfidenceSequence:
+    """A registered confidence sequence by name (``"grid-cp"``, ``"mixture"``); ``options`` go to
+    its constructor (e.g. grid-cp's ``final``)."""
     cls = CONFIDENCE_SEQUENCES.get(name)
     if cls is None:
         raise ValueError(f"unknown confidence sequence {name!r}; choose one of {', '.join(CONFIDENCE_SEQUENCES)}")
-    return cls(alpha, checkpoints)
+    try:
+        return cls(alpha, checkpoints, **options)
+    except TypeError:
+        raise ValueError(f"confidence sequence {name!r} takes no option {', '.join(options)}") from None
 
 
 Radius = Callable[[np.ndarray], np.ndarray]
