@@ -2,7 +2,6 @@
 data-dependent sigma before its memory step, sample-wise sigma before its regions, and decide
 radii per input index (``--radius-file``)."""
 import json
-import os
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ import torch
 
 from smoothcert import Decide, Estimate, Sequential, Smooth, cli
 from smoothcert.analysis import load_results
-from smoothcert.certify import AnisotropicSmooth, DataDependentSmooth, SampleWiseSmooth, SequentialFamily
+from smoothcert.certify import AnisotropicSmooth, DataDependentSmooth, SequentialFamily
 from smoothcert.certify.sequential import read_radii
 from smoothcert.drivers import certify_dataset
 from smoothcert.sigma import OptimizeSigma
