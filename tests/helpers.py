@@ -124,3 +124,13 @@ def inputs_at_radii(clf: LinearClassifier, radii, seed: int = 0) -> torch.Tensor
 def sigma_for_pa(pa: float, radius: float) -> float:
     """The sigma at which an input at distance ``radius`` has ``pA = pa``."""
     return radius / float(special.ndtri(pa)) if pa > 0.5 else math.inf
+
+
+def rows_without_time(path):
+    """A result TSV's rows (header first) as lists of fields, without the wall-clock ``time``
+    column: what must be identical between two runs of the same certification."""
+    with open(path) as f:
+        rows = [line.rstrip("\n").split("\t") for line in f]
+    t = rows[0].index("time")
+    return [r[:t] + r[t + 1:] for r in rows]
+

@@ -14,7 +14,7 @@ from smoothcert.analysis import summarize
 from smoothcert.certify import DataDependentSmooth, Memory, Smooth, SplitSmooth, UniformSmooth
 from smoothcert.sigma import OptimizeSigma
 from smoothcert.train import train_gaussian
-from helpers import gen
+from helpers import gen, rows_without_time
 
 
 class SoftLinear(torch.nn.Module):
@@ -184,17 +184,10 @@ def ddrs_args(ckpt, out, extra=()):
             "--max", "40", "--out", out, "--no-progress", *extra]
 
 
-def without_time(path):
-    with open(path) as f:
-        rows = [line.rstrip("\n").split("\t") for line in f]
-    t = rows[0].index("time")
-    return [r[:t] + r[t + 1:] for r in rows]
-
-
 def test_cli_ddrs_tsv_resume_and_memory_file(checkpoint, tmp_path):
     full, part, mem = str(tmp_path / "full.tsv"), str(tmp_path / "part.tsv"), str(tmp_path / "mem.pt")
     assert cli.main(ddrs_args(checkpoint, full, ["--memory-out", mem])) == 0
-    rows = without_time(full)
+    rows = rows_without_time(full)
     head = rows[0]
     assert head[:5] == ["idx", "label", "predict", "radius", "correct"]
     h = {k: i for i, k in enumerate(head)}
@@ -209,7 +202,7 @@ def test_cli_ddrs_tsv_resume_and_memory_file(checkpoint, tmp_path):
         f.writelines(lines[:9])
         f.write(lines[9][:11])
     assert cli.main(ddrs_args(checkpoint, part)) == 0
-    assert without_time(part) == rows
+    assert rows_without_time(part) == rows
     with open(full + ".json") as f:
         side = json.load(f)
     assert side["config"]["sigma_mode"] == "ddrs" and side["summary"]["memory_none"] + \
@@ -222,7 +215,7 @@ def test_cli_ddrs_tsv_resume_and_memory_file(checkpoint, tmp_path):
     # A second run starting from the saved memory: every input is now a duplicate of a stored one.
     again = str(tmp_path / "again.tsv")
     assert cli.main(ddrs_args(checkpoint, again, ["--memory-in", mem])) == 0
-    a = without_time(again)
+    a = rows_without_time(again)
     assert {r[h["memory_case"]] for r in a[1:]} <= {"duplicate", "abstain"}
     assert cli.main(ddrs_args(checkpoint, str(tmp_path / "tol.tsv"), ["--memory-in", mem, "--memory-tol", "1e-3"])) == 2
     stored = {int(r[0]): (r[2], r[3]) for r in rows[1:] if r[h["memory_case"]] not in ("duplicate", "abstain")}
@@ -273,7 +266,7 @@ def test_resumed_run_rebuilds_the_memory_when_its_cases_fired(tmp_path):
     with open(part, "w") as f:
         f.writelines(lines[:41])  # 40 rows survive the "crash"
     resumed = run(part, list(range(60)))
-    assert without_time(part) == without_time(full)
+    assert rows_without_time(part) == rows_without_time(full)
     assert torch.equal(resumed.memory.x, fam.memory.x) and torch.equal(resumed.memory.radii, fam.memory.radii)
     assert resumed.memory.counts == fam.memory.counts
 

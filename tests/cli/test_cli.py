@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from helpers import rows_without_time
 from smoothcert import cli, data, models
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -19,13 +20,6 @@ def checkpoint(digits_checkpoint):
 def certify_args(ckpt, out, extra=()):
     return ["certify", "--model", ckpt, "--dataset", "digits", "--sigma", "0.25", "--n0", "20", "--n", "300",
             "--batch", "256", "--skip", "3", "--max", "30", "--out", out, "--no-progress", *extra]
-
-
-def rows_without_time(path):
-    with open(path) as f:
-        lines = [line.rstrip("\n").split("\t") for line in f]
-    t = lines[0].index("time")
-    return [line[:t] + line[t + 1:] for line in lines]
 
 
 def test_certify_tsv_format(checkpoint, tmp_path):
@@ -106,7 +100,7 @@ def test_demo_small(tmp_path):
         assert "fixed-sigma" in f.read()
 
 
-@pytest.mark.parametrize("bench", ["certify", "memory", "anisotropic", "second_order", "regions"])
+@pytest.mark.parametrize("bench", ["certify", "memory", "anisotropic", "second_order", "regions", "distributed"])
 def test_bench_quick_runs(tmp_path, bench):
     out = str(tmp_path / "bench.json")
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "bench", bench + ".py"), "--quick", "--device", "cpu",
@@ -122,6 +116,8 @@ def test_bench_quick_runs(tmp_path, bench):
         assert res["ball_margin"][0]["naive_over_kernel"] > 0 and res["optimize_sigma"][0]["optimize_over_certify"] > 0
     elif bench == "regions":
         assert res[0]["edges"] > 0 and res[0]["numpy_over_smoothcert"] > 0 and res[0]["lp_constraints"] > 0
+    elif bench == "distributed":  # K = 2 wrote the one-process rows (the bench checks it)
+        assert [r["procs"] for r in res] == [1, 2] and all(r["efficiency"] > 0 for r in res)
     elif bench == "second_order":
         r = res["second_order"][0]
         assert r["sos_over_first_order"] > 0 and r["dipole_over_plain_throughput"] > 0

@@ -37,6 +37,50 @@ def test_counter_ranges_and_subsets_add_up_to_one_draw(noise):
     assert not torch.equal(s.replace(stream=ops.SELECTION_STREAM).draw(X, ids, table, 300), whole)
 
 
+class LocalSplit:
+    """SampleSplit's share of a range without a process group (``combine`` keeps this rank's
+    votes), so the ranks' shares can be drawn one after another and summed here."""
+
+    def __init__(self, rank, world):
+        from smoothcert.drivers.distributed import SampleSplit
+
+        self.inner = SampleSplit(rank, world)
+        self.ranges = []
+
+    def part(self, start, num, unit=1):
+        got = self.inner.part(start, num, unit)
+        self.ranges.append(got)
+        return got
+
+    def combine(self, votes, nonfinite):
+        return votes, nonfinite
+
+
+@pytest.mark.parametrize("noise", ["gaussian", "antithetic-gaussian"])
+@pytest.mark.parametrize("world", [2, 3])
+def test_split_shares_of_a_range_add_up_to_the_whole_draw(noise, world):
+    model, X, ids, table = setup()
+    s = Sampler(model, 2, noise=noise, seed=7, stream=ops.ESTIMATION_STREAM, batch_size=64)
+    whole = s.draw(X, ids, table, 302, start=40)
+    splits = [LocalSplit(r, world) for r in range(world)]
+    total = sum(s.replace(split=sp).draw(X, ids, table, 302, start=40) for sp in splits)
+    assert torch.equal(total, whole)
+    ranges = [sp.ranges[0] for sp in splits]
+    assert ranges[0][0] == 40 and sum(m for _, m in ranges) == 302  # consecutive, disjoint, covering
+    assert all(a + m == b for (a, m), (b, _) in zip(ranges, ranges[1:]))
+    if noise == "antithetic-gaussian":  # whole pairs only
+        assert all(a % 2 == 0 and m % 2 == 0 for a, m in ranges)
+
+
+def test_a_split_draw_refuses_reducers_and_sequential_jobs():
+    model, X, ids, table = setup()
+    s = Sampler(model, 2, noise="gaussian-pairs", seed=7, batch_size=64, split=LocalSplit(0, 2))
+    with pytest.raises(ValueError, match="only for vote counts"):
+        s.draw(X, ids, table, 100, reducer=PairHits(torch.zeros(5, dtype=torch.long)))
+    with pytest.raises(ValueError, match="cannot split"):
+        list(engine.run_jobs(s.replace(noise="gaussian"), [], in_flight=4))
+
+
 def test_votes_equal_the_kernel_twin_brute_force():
     model, X, ids, table = setup(B=3)
     s = Sampler(model, 2, seed=3, stream=ops.ESTIMATION_STREAM, batch_size=50)

@@ -28,8 +28,8 @@ from .family import Budget, SmoothingFamily, register_sigma_mode, require
 from .monte_carlo import MonteCarloFamily
 from .memory import Memory, MemoryResult
 from .results import CertifyResult
-from .sequential import (Sequential, certify_checked, check_dataset_rule, labelled, samples_used, wrapper_columns,
-                         wrapper_fields)
+from .sequential import (Sequential, SequentialFamily, certify_checked, check_dataset_rule, labelled, samples_used,
+                         wrapper_columns, wrapper_fields)
 
 
 @dataclass
@@ -77,6 +77,18 @@ class DdrsResult:
         return {**cls.COLUMNS, **wrapper_columns(sequential, "fixed")}
 
 
+@dataclass
+class _PerInput:
+    """A group's certificates before the memory step (CPU; picklable, so another process can
+    compute it): at sigma0, at sigma*, sigma* ``[B]``, its clipped steps ``[B]``, and the seconds."""
+
+    fixed: Any
+    dd: Any
+    sigma: torch.Tensor
+    clipped: torch.Tensor
+    seconds: float
+
+
 @register_sigma_mode("ddrs")
 class DataDependentSmooth(SmoothingFamily):
     """Data-dependent sigma with the memory-based certificate, around a Monte-Carlo family.
@@ -96,6 +108,8 @@ class DataDependentSmooth(SmoothingFamily):
     Inputs are resolved against the memory in the order they are certified (a
     dataset run: increasing dataset index).
     """
+
+    ORDERED = True  # the memory resolves each input against the ones before it
 
     def __init__(self, base: MonteCarloFamily, optimizer: Optional[OptimizeSigma] = None, *, memory: Optional[Memory] = None,
                  memory_tol: float = 1e-6, case_a: str = "min", memory_source: Optional[str] = None,
@@ -133,6 +147,11 @@ class DataDependentSmooth(SmoothingFamily):
         if seq is not None:
             base.check_sequential(seq)
         X, ids, table0 = base.prepare(X, indices)
+        return self._resolve(X, ids, self._per_input(X, ids, table0, n0, n, alpha, batch_size, seq), seq)
+
+    def _per_input(self, X, ids, table0, n0, n, alpha, batch_size, seq) -> "_PerInput":
+        """Everything of a group that does not read the memory (checked inputs ``X`` ``[B, *S]``)."""
+        base = self.base
         t0 = time.perf_counter()
         fixed = certify_checked(base, X, ids, table0, n0, n, alpha, batch_size, seq)
         opt = self.optimizer(base.base_classifier, X, self.sigma0, ids=ids, seed=base.seed, noise=base.NOISE,
@@ -140,16 +159,24 @@ class DataDependentSmooth(SmoothingFamily):
         table = opt.sigma.to(X.device).view(-1, 1)  # [B, 1]: per input
         ops.check_sigma(table)
         dd = certify_checked(base, X, ids, table, n0, n, alpha, batch_size, seq)
+        return _PerInput(fixed=fixed, dd=dd, sigma=opt.sigma.cpu(), clipped=opt.clipped.cpu(),
+                         seconds=time.perf_counter() - t0)
+
+    def _resolve(self, X, ids, part: "_PerInput", seq) -> DdrsResult:
+        """The memory step of a group, after every group before it (dataset order)."""
+        t0 = time.perf_counter()
+        fixed, dd = part.fixed, part.dd
         if self.memory is None:
             self.memory = Memory(X.shape[1:], norm=self.NORM, tol=self.memory_tol, case_a=self.case_a)
         mem = self.memory.query(X, dd.prediction, dd.radius, ids.cpu())
         B = X.shape[0]
-        seconds = torch.full((B,), (time.perf_counter() - t0) / max(1, B), dtype=torch.float64)
-        self.sigma_stars += opt.sigma.tolist()
+        seconds = torch.full((B,), (part.seconds + time.perf_counter() - t0) / max(1, B), dtype=torch.float64)
+        self.sigma_stars += part.sigma.tolist()
         self.flips += int((dd.prediction != fixed.prediction).sum())
         self.samples += [samples_used(dd, k) + samples_used(fixed, k) for k in range(B)]
         return DdrsResult(prediction=mem.prediction, radius=mem.radius, memory=mem, data_dependent=dd, fixed=fixed,
-                          sigma_star=opt.sigma, clipped=opt.clipped, seconds=seconds, norm=self.NORM, sequential=seq)
+                          sigma_star=part.sigma, clipped=part.clipped, seconds=seconds, norm=self.NORM,
+                          sequential=seq)
 
     def certify(self, x: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int, *,
                 index: Optional[int] = None):
@@ -166,6 +193,16 @@ class DataDependentSmooth(SmoothingFamily):
     def certify_group(self, X, ids, budget: Budget) -> DdrsResult:
         return self.certify_batch(X, budget.n0, budget.n, budget.alpha, budget.batch_size, indices=ids)
 
+    def certify_unordered(self, X, ids, budget: Budget) -> "_PerInput":
+        base = self.base
+        n0, n, alpha, batch_size = base.check_budget(budget.n0, budget.n, budget.alpha, budget.batch_size)
+        X, ids, table0 = base.prepare(X, ids)
+        return self._per_input(X, ids, table0, n0, n, alpha, batch_size, self.sequential)
+
+    def resolve_ordered(self, X, ids, partial: "_PerInput") -> DdrsResult:
+        X, ids, _ = self.base.prepare(X, ids)
+        return self._resolve(X, ids, partial, self.sequential)
+
     def group_size(self, budget: Budget) -> int:
         if self.sequential is not None:
             # Inputs stop at different times: a group of several keeps the scheduler's batches
@@ -181,6 +218,13 @@ class DataDependentSmooth(SmoothingFamily):
 
     def validate(self, budget: Budget) -> None:
         self.base.validate(budget)
+
+    def with_sample_split(self, split) -> "DataDependentSmooth":
+        if self.sequential is not None:
+            SequentialFamily.with_sample_split(self, split)
+        # OptimizeSigma's few draws run whole on every process (the same on each).
+        self.base.with_sample_split(split)
+        return self
 
     def generator(self) -> str:
         return self.base.generator() + "; sigma optimised on its own stream (ops.SIGMA_OPT_STREAM)"

@@ -86,6 +86,7 @@ class DipoleSmooth(Smooth):
     """
 
     SEQUENTIAL = False
+    SAMPLE_SPLIT = False  # its pair statistic is a reducer over the logits, not votes
     SEQUENTIAL_REFUSAL = "the dipole certificate needs the counts of antithetic pairs"
 
     name = "dipole"

@@ -90,6 +90,10 @@ class SmoothingFamily:
     # dataset run writes its per-input rows (:meth:`stage_columns`) to a stage file
     # and, once every input is done, the final rows from :meth:`allocate`.
     TRANSDUCTIVE: ClassVar[bool] = False
+    # An ordered family's certificate of an input depends on the inputs certified before it
+    # (in dataset order): it splits a group's work into :meth:`certify_unordered` (per input,
+    # any process) and :meth:`resolve_ordered` (once, in dataset order).
+    ORDERED: ClassVar[bool] = False
 
     def column_types(self) -> Dict[str, type]:
         """TSV columns written after ``idx label predict radius correct time``, in order, with
@@ -114,6 +118,17 @@ class SmoothingFamily:
         for g0 in range(0, len(ids), group):
             part = ids[g0:g0 + group]
             yield part, self.certify_group(inputs(part), torch.tensor(part), budget)
+
+    def certify_unordered(self, X: torch.Tensor, ids: torch.Tensor, budget: Budget) -> Any:
+        """An :attr:`ORDERED` family's work on a group ``X`` ``[B, *S]`` that does not depend on
+        other inputs: a picklable value (another process may compute it) that
+        :meth:`resolve_ordered` turns into the group's result."""
+        raise NotImplementedError
+
+    def resolve_ordered(self, X: torch.Tensor, ids: torch.Tensor, partial: Any) -> GroupResult:
+        """The ordered step of a group after every group before it in dataset order;
+        ``certify_group`` is ``resolve_ordered(certify_unordered(...))``."""
+        raise NotImplementedError
 
     def progress_note(self) -> Dict[str, str]:
         """What a dataset run's progress bar shows beside the count of inputs done."""
@@ -165,6 +180,22 @@ class SmoothingFamily:
         them, can."""
         raise ValueError(f"--sequential needs a Monte-Carlo family (votes of noisy samples) whose certificate is "
                          f"one binomial count; --noise {self.name or type(self).__name__} is not")
+
+    def with_sample_split(self, split) -> "SmoothingFamily":
+        """This family drawing only its process's share of every input's samples (a
+        :class:`~smoothcert.drivers.distributed.SampleSplit`; the votes are summed across the
+        processes, so every certificate is the one-process one), or ValueError naming why not."""
+        raise ValueError(f"--noise {self.name or type(self).__name__} cannot split one input's samples across "
+                         "processes (only Monte-Carlo vote counts can be summed); shard the inputs instead "
+                         "(leave out --split-samples)")
+
+    def shard_state(self) -> Dict[str, Any]:
+        """What a run on one process of several learned for :meth:`summary` (picklable)."""
+        return {}
+
+    def merge_shard_states(self, states: List[Dict[str, Any]]) -> None:
+        """Adds the other processes' :meth:`shard_state` s to this one's (so that rank 0's
+        :meth:`summary` covers the whole run)."""
 
     def finish(self) -> None:
         """Called at the end of a dataset run (e.g. to save a memory)."""

@@ -54,6 +54,10 @@ class MonteCarloFamily(SmoothingFamily):
     # Whether the certificate is a function of one binomial count (the selected class's votes),
     # so that an anytime-valid bound on it certifies (:mod:`smoothcert.certify.sequential`).
     SEQUENTIAL: ClassVar[bool] = False
+    # Whether every draw of its certificate is a vote count (which processes can sum over
+    # disjoint counter ranges), so :meth:`with_sample_split` can split an input's samples.
+    SAMPLE_SPLIT: ClassVar[bool] = True
+    sample_split = None
 
     def __init__(self, base_classifier: Callable[[torch.Tensor], torch.Tensor], num_classes: int,
                  sigma: Union[float, torch.Tensor], *, seed: int = 0,
@@ -210,6 +214,12 @@ class MonteCarloFamily(SmoothingFamily):
 
         return SequentialFamily(self, sequential)
 
+    def with_sample_split(self, split):
+        if not self.SAMPLE_SPLIT:
+            super().with_sample_split(split)
+        self.sample_split = split
+        return self
+
     def sequential_result(self, res):
         """The rows of a sequential run from its :class:`~smoothcert.certify.sequential.SequentialResult`
         (a family that writes more than the base columns extends it, as it does a fixed-n one)."""
@@ -231,7 +241,8 @@ class MonteCarloFamily(SmoothingFamily):
     def sampler(self, stream: int, batch_size: int, **changes) -> Sampler:
         """The :class:`~smoothcert.engine.Sampler` of this family's noise on ``stream``."""
         settings = dict(noise=self.NOISE, seed=self.seed, stream=stream, clamp=self.clamp,
-                        out_dtype=self.out_dtype, channels_last=self.channels_last, batch_size=batch_size)
+                        out_dtype=self.out_dtype, channels_last=self.channels_last, batch_size=batch_size,
+                        split=self.sample_split)
         settings.update(changes)
         return Sampler(self.base_classifier, self.num_classes, **settings)
 

@@ -167,6 +167,11 @@ class SampleWiseSmooth(SmoothingFamily):
     def validate(self, budget: Budget) -> None:
         self.base.validate(budget)
 
+    def with_sample_split(self, split):
+        raise ValueError("sample-wise sigma's regions are allocated once, by one process, with deferred "
+                         "certificates of their own: its samples are not split across processes; shard the inputs "
+                         "instead (leave out --split-samples)")
+
     # ----------------------------------------------------------- phase 2
 
     def column_types(self) -> Dict[str, type]:

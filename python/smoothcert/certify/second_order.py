@@ -103,6 +103,7 @@ class SecondOrderSmooth(Smooth):
     """
 
     SEQUENTIAL = False
+    SAMPLE_SPLIT = False  # its pair statistic is a reducer over the logits, not votes
     SEQUENTIAL_REFUSAL = "the second-order certificate also needs the pair dot-sum statistic"
     name = "sos"
 

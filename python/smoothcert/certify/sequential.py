@@ -531,6 +531,24 @@ class SequentialFamily(SmoothingFamily):
             self._count(job.n, job.stop)
             yield [ids[job.position]], res
 
+    def with_sample_split(self, split):
+        raise ValueError("a sequential run stops each input when its own votes decide it; its samples are not "
+                         "split across processes: shard the inputs instead (leave out --split-samples)")
+
+    def shard_state(self) -> Dict[str, Any]:
+        o = self.occupancy
+        return {"samples": list(self.samples), "stops": dict(self.stops), "occupancy": (o.batches, o.rows, o.capacity)}
+
+    def merge_shard_states(self, states) -> None:
+        for st in states:
+            self.samples += st["samples"]
+            for k, v in st["stops"].items():
+                self.stops[k] = self.stops.get(k, 0) + v
+            b, r, c = st["occupancy"]
+            self.occupancy.batches += b
+            self.occupancy.rows += r
+            self.occupancy.capacity += c
+
     def _count(self, n: int, stop: str) -> None:
         self.samples.append(n)
         self.stops[stop] = self.stops.get(stop, 0) + 1

@@ -66,6 +66,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "stage TSV (default <out>.stage.tsv); runs that differ only in --regions/--region-order can "
                    "share one, so the per-input work is done once")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+    p.add_argument("--dist-timeout", type=float, default=1800.0,
+                   help="under torchrun: seconds a rank waits for the others before the run fails (default 1800; "
+                        "longer than one round of work, --dist-round inputs per rank)")
+    p.add_argument("--dist-round", type=int, default=64,
+                   help="under torchrun: inputs per rank between two writes of rank 0 (default 64): what a crash "
+                        "loses at most; smaller rounds write more often and wait more")
+    p.add_argument("--split-samples", action="store_true",
+                   help="under torchrun: every rank draws 1/K of each input's samples (the votes are summed) "
+                        "instead of certifying 1/K of the inputs; for a few inputs with very large --n")
     sequential.add_arguments(p)
     add_family_arguments(p, list(FAMILIES.values()) + [m for m in SIGMA_MODES.values() if m is not None]
                          + [c for c in CERTIFICATES.values() if c is not None])
@@ -197,17 +206,40 @@ def _check_fits(loaded, split, inputs: torch.Tensor, dtype, device) -> None:
 def run(args) -> int:
     import os
 
-    from .. import data, models
-    from ..certify import Budget
-    from ..drivers import certify_dataset
+    from ..drivers import distributed
 
-    dtype = getattr(torch, args.dtype)
     args.seed_given = args.seed is not None  # a family whose noise is not random refuses a given seed
     if args.seed is None:
         args.seed = 0
     if os.path.isdir(args.out):
         raise ValueError(f"--out {args.out} is a directory; give the result file, e.g. {args.out}/results.tsv")
     device = check_device(args.device)
+    if not (args.dist_timeout > 0):
+        raise ValueError(f"--dist-timeout must be > 0 seconds, got {args.dist_timeout}")
+    if args.dist_round < 1:
+        raise ValueError(f"--dist-round must be >= 1 input per rank, got {args.dist_round}")
+    sharded = distributed.launched()
+    if args.split_samples and not sharded:
+        print("note: --split-samples: one process, nothing to split (launch with torchrun --nproc_per_node=K)",
+              file=sys.stderr)
+    if sharded:  # torchrun with several ranks: join them first, so every later error reaches all
+        device = distributed.init(device, args.dist_timeout)
+    try:
+        return _run(args, device, sharded)
+    finally:
+        if sharded:
+            distributed.finish()
+
+
+def _prepare(args, device, sharded: bool):
+    """Everything a run needs before it certifies: data, model, family, configuration."""
+    import os
+
+    from .. import data, models
+    from ..certify import Budget
+
+    dtype = getattr(torch, args.dtype)
+    lead = not sharded or int(os.environ.get("RANK", "0")) == 0
     split = data.load_dataset(args.dataset, args.split, root=args.data_root)
     indices = _selection(args, len(split))
     shape = tuple(split.input_shape)
@@ -231,20 +263,39 @@ def run(args) -> int:
     except BaseException:
         sys.stderr.write(notes.getvalue())
         raise
-    print(f"smoothcert certify: model: {loaded.describe()}; data: {split.name}, {len(indices)} inputs "
-          f"{list(split.input_shape)} (sha256 {data_sha[:12]}..)", file=sys.stderr)
-    if info["dataset"] is not None and info["dataset"] != args.dataset:
-        print(f"note: model was trained on {info['dataset']}, certifying on {args.dataset}", file=sys.stderr)
-    sys.stderr.write(notes.getvalue())
+    if lead:
+        print(f"smoothcert certify: model: {loaded.describe()}; data: {split.name}, {len(indices)} inputs "
+              f"{list(split.input_shape)} (sha256 {data_sha[:12]}..)", file=sys.stderr)
+        if info["dataset"] is not None and info["dataset"] != args.dataset:
+            print(f"note: model was trained on {info['dataset']}, certifying on {args.dataset}", file=sys.stderr)
+        sys.stderr.write(notes.getvalue())
     config = {k: getattr(args, k) for k in ["dataset", "split", "skip", "max", "dtype"]}
     # The model's and the data's identity, so a resumed file never mixes two models' or datasets' results.
     config.update({k: v for k, v in loaded.config().items() if k not in ("model", "weights")})
     config["data_sha256"] = data_sha
     budget = Budget(n0=args.n0, n=args.n, alpha=args.alpha, batch_size=args.batch)
-    certify_dataset(family, split.x, split.y, indices, budget=budget, out=args.out, config=config,
-                    progress=not args.no_progress, device=device, stage=args.stage)
+    return lead, split, indices, family, config, budget
+
+
+def _run(args, device, sharded: bool) -> int:
+    from ..drivers import certify_dataset, distributed
+
+    try:
+        lead, split, indices, family, config, budget = _prepare(args, device, sharded)
+    except Exception as e:  # noqa: BLE001 - every rank learns that one failed, then each raises
+        if sharded:
+            distributed.agree(f"{type(e).__name__}: {e}")
+        raise
+    if sharded:
+        distributed.agree(None)
+        distributed.certify_sharded(family, split.x, split.y, indices, budget=budget, out=args.out, config=config,
+                                    progress=not args.no_progress, device=device, stage=args.stage,
+                                    split_samples=args.split_samples, round_per_rank=args.dist_round)
+    else:
+        certify_dataset(family, split.x, split.y, indices, budget=budget, out=args.out, config=config,
+                        progress=not args.no_progress, device=device, stage=args.stage)
     summary = family.summary()
-    if summary:
+    if summary and lead:
         print(f"smoothcert certify: {args.out}: " + ", ".join(f"{k} {v}" for k, v in summary.items()),
               file=sys.stderr)
     return 0

@@ -43,8 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     from . import analyze, certify, fit_sigma, train
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--"]:
+        # torchrun ... -m smoothcert -- certify ...: the "--" keeps torchrun's own parser off
+        # our options (it would take --n and --max for abbreviations of its own); some
+        # Python versions pass it on.
+        argv = argv[1:]
     args = build_parser().parse_args(argv)
-    args.command_line = "smoothcert " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    args.command_line = "smoothcert " + " ".join(shlex.quote(a) for a in argv)
     try:
         if args.command == "certify":
             return certify.run(args)

@@ -17,6 +17,7 @@ Alg. 1: uniform-random sigma, then a per-example sigma selected on the grid;
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import List
 
@@ -69,6 +70,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="torch device to train on (cpu, cuda, cuda:1, ...)")
     p.add_argument("--out", required=True, help="checkpoint path (written every epoch; resumed if present)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    p.add_argument("--dist-timeout", type=float, default=1800.0,
+                   help="under torchrun: seconds a rank waits for the others before the run fails (default 1800)")
     for cls in _cli_policies():
         cls.add_arguments(p)
     for cls in methods:
@@ -158,12 +161,26 @@ def _load_sigma_table(path: str, n: int) -> torch.Tensor:
 
 
 def run(args) -> int:
+    from ..drivers import distributed
+
     recipe = RECIPES.find(args.method)
     for other in RECIPES.classes():
         given = other.options_given(args) if other is not recipe else []
         if given:
             raise ValueError(f"{', '.join(given)} belong to --method {other.name}, not {args.method}")
-    return (recipe or _OneLoss).run(args)
+    if not distributed.launched():
+        return (recipe or _OneLoss).run(args)
+    # torchrun with several ranks: DistributedDataParallel (smoothcert.train.parallel).
+    if recipe is not None:
+        raise ValueError(f"--method {args.method} runs several stages with files of their own; it does not run "
+                         "under torchrun yet: launch one process")
+    if not (args.dist_timeout > 0):
+        raise ValueError(f"--dist-timeout must be > 0 seconds, got {args.dist_timeout}")
+    args.device = str(distributed.init(torch.device(args.device), args.dist_timeout))
+    try:
+        return _OneLoss.run(args)
+    finally:
+        distributed.finish()
 
 
 class _OneLoss(Recipe):
@@ -203,6 +220,8 @@ class _OneLoss(Recipe):
 
         training.train(model, split, method, sigma, config=cfg, device=args.device, out=args.out, save=save,
                        progress=not args.no_progress)
+        if int(os.environ.get("RANK", "0")) != 0:
+            return 0  # rank 0 reports
         info = models.checkpoint_info(args.out)
         last = info["meta"]["history"][-1] if info["meta"].get("history") else {}
         print(f"smoothcert train: {args.out}: {info['meta'].get('epochs_done')} epochs, "

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import torch
 
@@ -45,6 +45,12 @@ class Sampler:
         channels_last: build 4-D batches in NHWC order (the fast convolution layout on CPUs);
             the noise is written straight into that layout, the values are unchanged.
         batch_size: rows per forward batch.
+        split: optional share of every draw's counter range for this process
+            (:class:`~smoothcert.drivers.distributed.SampleSplit`): ``split.part(start, num,
+            unit)`` is the sub-range this process draws, ``split.combine(votes, nonfinite)``
+            sums the processes' tallies, so each process returns the votes of the whole range
+            (one input's samples split across processes). Vote counts only: a draw with a
+            reducer is refused.
 
     The sigma table travels with the inputs (:meth:`draw`), because one sampler serves
     inputs with different sigmas; :meth:`replace` gives a sampler with other settings
@@ -60,6 +66,7 @@ class Sampler:
     out_dtype: Optional[torch.dtype] = None
     channels_last: bool = False
     batch_size: int = 1000
+    split: Optional[Any] = None
 
     def __post_init__(self):
         object.__setattr__(self, "noise", noise_kind(self.noise))
@@ -92,6 +99,12 @@ class Sampler:
         counts, nonfinite = empty_votes(G, K, X.device)
         if self.noise.PAIRS:
             check_pairs(start, num)
+        first, size = start, num
+        if self.split is not None:
+            if reducer is not None:
+                raise ValueError("one input's samples can be split across processes only for vote counts; this "
+                                 "draw feeds a statistic of the logits (second-order, dipole)")
+            first, size = self.split.part(start, num, 2 if self.noise.PAIRS else 1)
         make = self.noise.bind(seed=self.seed, stream=self.stream, clamp=self.clamp, out_dtype=self.out_dtype,
                                channels_last=self.channels_last)
         # Pairs (2j, 2j+1) never straddle two forward batches.
@@ -100,7 +113,7 @@ class Sampler:
         model = self.model
         shared_row = table is None or table.shape[0] == 1
         with torch.no_grad():
-            for i0, i1, s, m in chunks(G, num, batch_size, start):
+            for i0, i1, s, m in chunks(G, size, batch_size, first):
                 batch, extra = make(X[i0:i1], ids[i0:i1], table if shared_row else table[i0:i1], m, s)
                 try:
                     logits = model(batch)
@@ -115,6 +128,8 @@ class Sampler:
                 count(logits, m, counts[i0:i1], nonfinite[i0:i1])
                 if reducer is not None:
                     reducer.add(i0, i1, m, logits, extra)
+        if self.split is not None:
+            counts, nonfinite = self.split.combine(counts, nonfinite)
         check_nonfinite(nonfinite, num, ids)
         return counts
 

@@ -86,6 +86,8 @@ def run_jobs(sampler: Sampler, jobs: Iterable[Job], *, in_flight: int,
         raise ValueError(f"in_flight must be >= 1, got {in_flight}")
     if sampler.noise.PAIRS:
         raise ValueError(f"noise kind {sampler.noise.name!r} draws pairs; sequential draws take single samples")
+    if sampler.split is not None:  # each job's draws follow its own votes: no fixed range to split
+        raise ValueError("sequential draws cannot split an input's samples across processes; shard the inputs")
     occ = occupancy if occupancy is not None else Occupancy()
     B, K = sampler.batch_size, sampler.num_classes
     writers: Dict[int, object] = {}

@@ -14,7 +14,10 @@ Reproducible and resumable by construction:
 * after every epoch the weights and optimiser/scheduler state go to
   ``<out>.state`` (:mod:`smoothcert.train.state`) and the model to a certifiable
   checkpoint; rerunning the same command resumes after the last finished epoch and ends
-  with the same weights as an uninterrupted run (on deterministic CPU kernels).
+  with the same weights as an uninterrupted run (on deterministic CPU kernels);
+* under torchrun (an initialised process group of several ranks) every rank trains on its
+  share of each batch with DistributedDataParallel (:mod:`smoothcert.train.parallel`), rank 0
+  alone writes the state and the checkpoint.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import torch
 from torch import Tensor
 
 from ..data import Split
+from . import parallel
 from .augment import AUGMENTATIONS
 from .config import TrainConfig
 from .losses import SingleCopySmoothAdv, as_loss, describe, make_method
@@ -81,6 +85,10 @@ def train(model: torch.nn.Module, split: Split, method: Union[str, Callable], si
     noise_kind.check_data(split.x, cfg)
     augment = AUGMENTATIONS[cfg.augment]
     described = describe(loss_fn)
+    ranks = parallel.ranks()
+    if ranks is not None:
+        ranks.check_batches(N, cfg.batch_size)
+    lead = ranks is None or ranks.lead
     model.to(device)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     steps_per_epoch = (N + cfg.batch_size - 1) // cfg.batch_size
@@ -91,19 +99,20 @@ def train(model: torch.nn.Module, split: Split, method: Union[str, Callable], si
         start, history, saved_table = resume(out, model, opt, sched, cfg, described, device, N)
         if saved_table is not None:
             policy.restore(saved_table)
-        if save is not None and checkpoint_epochs(out) != start:
+        if save is not None and lead and checkpoint_epochs(out) != start:
             # A crash between the two writes left the checkpoint one epoch
             # behind; an up-to-date one is left byte-identical (certification
             # runs key their resumable files by its hash).
             model.eval()
             save(model, _progress(start, history, policy))
     x_all, y_all = split.x, split.y
+    net = model if ranks is None else ranks.wrap(model, device)
     bar = None
-    if progress:
+    if progress and lead:
         from ..utils import progress as progress_bar
         bar = progress_bar(total=(cfg.epochs - start) * steps_per_epoch, desc=desc, unit="batch")
     for epoch in range(start, cfg.epochs):
-        model.train()
+        net.train()
         key = cfg.epoch_offset + epoch  # keys every random draw of the epoch
         gen = generator(cfg.seed, "epoch", key)
         policy.begin_epoch(key)
@@ -115,17 +124,25 @@ def train(model: torch.nn.Module, split: Split, method: Union[str, Callable], si
             x = augment(x_all[idx].to(device), gen)
             y = y_all[idx].to(device)
             ids = idx.to(device)
+            # The policy's step sees the whole batch on every rank: its tables stay equal.
             policy.before_step(model, x, ids, epoch, key)
+            batch = y.shape[0]
+            if ranks is not None:
+                mine = ranks.share(batch)
+                x, y, ids = x[mine], y[mine], ids[mine]
             sig = policy.sigma_of(ids)
 
             noise = make_noise(cfg, ids, sig, key * SAMPLES_PER_EPOCH)
 
-            loss, logits = loss_fn(model, x, y, sig, noise, **kwargs)
-            if not torch.isfinite(loss):
+            loss, logits = loss_fn(net, x, y, sig, noise, **kwargs)
+            finite = bool(torch.isfinite(loss))
+            if ranks is not None:  # every rank stops together, none waits in the gradient all-reduce
+                finite = ranks.sum(float(not finite))[0] == 0
+            if not finite:
                 raise FloatingPointError(f"non-finite training loss at epoch {epoch}, batch {i // cfg.batch_size}; "
                                          "lower the learning rate")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if ranks is None else loss * ranks.weight(y.shape[0], batch)).backward()
             opt.step()
             sched.step()
             reps = logits.shape[0] // y.shape[0]
@@ -135,18 +152,22 @@ def train(model: torch.nn.Module, split: Split, method: Union[str, Callable], si
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / total:.3f}", acc=f"{correct / total:.3f}")
+        if ranks is not None:
+            loss_sum, correct, total = ranks.sum(loss_sum, correct, total)
         entry = {"epoch": epoch + 1, "loss": loss_sum / total, "noisy_accuracy": correct / total,
                  "lr": opt.param_groups[0]["lr"]}
         history.append(entry)
         if log is not None:
             log.append(entry)
-        if out is not None:
+        if out is not None and lead:
             model.eval()
             # The state (weights included) first: it alone drives a resume, so a
             # crash between the two writes loses nothing.
             save_state(out, model, opt, sched, epoch + 1, history, cfg, described, policy.saved_table())
             if save is not None:
                 save(model, _progress(epoch + 1, history, policy))
+        if ranks is not None:
+            ranks.barrier()
     if bar is not None:
         bar.close()
     return model.eval()
