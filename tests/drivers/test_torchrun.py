@@ -85,6 +85,7 @@ def test_a_killed_rank_is_restarted_and_the_run_resumes(digits_checkpoint, tmp_p
     one = str(tmp_path / "one.tsv")
     assert cli.main(certify_args(digits_checkpoint, one, **args)) == 0
     out = str(tmp_path / "k2.tsv")
+    # One restart: the restarted group must join at once (distributed._attempt_store).
     proc = torchrun(2, certify_args(digits_checkpoint, out, **args), restarts=1)
     deadline = time.monotonic() + 180
     while data_rows(out) < 4:  # some rounds written, most to come

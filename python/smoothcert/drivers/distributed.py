@@ -90,9 +90,32 @@ def init(device: torch.device, timeout_s: float) -> torch.device:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
+        timeout = datetime.timedelta(seconds=float(timeout_s))
         kwargs = {"device_id": device} if device.type == "cuda" else {}
-        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=float(timeout_s)), **kwargs)
+        store = _attempt_store(timeout)
+        if store is not None:
+            kwargs.update(store=store, rank=int(os.environ["RANK"]), world_size=int(os.environ["WORLD_SIZE"]))
+        dist.init_process_group(backend, timeout=timeout, **kwargs)
     return device
+
+
+def _attempt_store(timeout: datetime.timedelta):
+    """Under torchrun, the rendezvous store with keys of this restart attempt only (None elsewhere).
+
+    torchrun's agent keeps one store across elastic restarts, and the ranks of a restarted
+    group read the addresses the previous attempt's ranks published there: gloo then connects
+    to the dead workers' ports ("connection refused") and the restart fails. A prefix per
+    attempt (``TORCHELASTIC_RESTART_COUNT``) keeps each attempt's keys apart."""
+    import torch.distributed as dist
+
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if attempt is None or "MASTER_ADDR" not in os.environ or "MASTER_PORT" not in os.environ:
+        return None
+    hosted_by_agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == str(True)
+    lead = int(os.environ.get("RANK", "0")) == 0 and not hosted_by_agent
+    base = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), int(os.environ["WORLD_SIZE"]),
+                         is_master=lead, timeout=timeout, multi_tenant=lead)
+    return dist.PrefixStore(f"smoothcert/attempt_{attempt}", base)
 
 
 def finish() -> None:
