@@ -100,7 +100,7 @@ def test_demo_small(tmp_path):
         assert "fixed-sigma" in f.read()
 
 
-@pytest.mark.parametrize("bench", ["certify", "memory", "anisotropic", "second_order", "regions", "distributed"])
+@pytest.mark.parametrize("bench", ["certify", "memory", "anisotropic", "second_order", "regions", "distributed", "train"])
 def test_bench_quick_runs(tmp_path, bench):
     out = str(tmp_path / "bench.json")
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "bench", bench + ".py"), "--quick", "--device", "cpu",
@@ -116,6 +116,8 @@ def test_bench_quick_runs(tmp_path, bench):
         assert res["ball_margin"][0]["naive_over_kernel"] > 0 and res["optimize_sigma"][0]["optimize_over_certify"] > 0
     elif bench == "regions":
         assert res[0]["edges"] > 0 and res[0]["numpy_over_smoothcert"] > 0 and res[0]["lp_constraints"] > 0
+    elif bench == "train":
+        assert res[0]["fused_over_plain_throughput"] > 0 and res[0]["examples"] == 512
     elif bench == "distributed":  # K = 2 wrote the one-process rows (the bench checks it)
         assert [r["procs"] for r in res] == [1, 2] and all(r["efficiency"] > 0 for r in res)
     elif bench == "second_order":

@@ -20,8 +20,10 @@ from smoothcert.train.registry import LOSSES, RECIPES, SIGMA_POLICIES, TRAINING_
 from smoothcert.train.seeds import PURPOSES, derive_seed, generator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-NOT_DEFAULT = {"smoothadv": dict(m=3, steps=1, epsilon=0.5, warmup=2, clip=(-1.0, 2.0)),
-               "macer": dict(k=5, lbd=3.0, gamma=4.0, beta=2.0), "stability": dict(weight=1.5)}
+NOT_DEFAULT = {"smoothadv": dict(m=3, steps=1, epsilon=0.5, warmup=2, clip=(-1.0, 2.0), consistency=3.0,
+                             consistency_eta=0.2),
+               "macer": dict(k=5, lbd=3.0, gamma=4.0, beta=2.0, warmup=2), "stability": dict(weight=1.5),
+               "consistency": dict(m=3, lbd=5.0, eta=0.1)}
 
 
 def toy_split(n=32):

@@ -1,4 +1,4 @@
-"""Training methods (gaussian, smoothadv, macer, stability): the loss decreases,
+"""Training methods (gaussian, smoothadv, macer, stability, consistency): the loss decreases,
 per-example sigma, epoch checkpoints and exact resume, the train CLI feeding
 certify, and the pieces of each loss."""
 import os
@@ -12,7 +12,7 @@ from smoothcert.train import losses
 from helpers import gen, interrupt_optimizer_after
 
 PARAMS = {"gaussian": {}, "smoothadv": dict(m=2, steps=2, epsilon=0.2, warmup=1), "macer": dict(k=4),
-          "stability": {}}
+          "stability": {}, "consistency": {}}
 
 
 def toy_split(n=256, seed=0):
