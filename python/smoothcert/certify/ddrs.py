@@ -28,7 +28,7 @@ from .family import Budget, SmoothingFamily, register_sigma_mode, require
 from .monte_carlo import MonteCarloFamily
 from .memory import Memory, MemoryResult
 from .results import CertifyResult
-from .sequential import (Sequential, SequentialFamily, certify_checked, check_dataset_rule, labelled, samples_used,
+from .sequential import (SPLIT_REFUSAL, Sequential, certify_checked, check_dataset_rule, labelled, samples_used,
                          wrapper_columns, wrapper_fields)
 
 
@@ -221,7 +221,7 @@ class DataDependentSmooth(SmoothingFamily):
 
     def with_sample_split(self, split) -> "DataDependentSmooth":
         if self.sequential is not None:
-            SequentialFamily.with_sample_split(self, split)
+            raise ValueError(SPLIT_REFUSAL)
         # OptimizeSigma's few draws run whole on every process (the same on each).
         self.base.with_sample_split(split)
         return self

@@ -474,6 +474,10 @@ def check_dataset_rule(sequential: Sequential) -> None:
                          "sequential=Sequential(Decide(radii)))")
 
 
+SPLIT_REFUSAL = ("a sequential run stops each input when its own votes decide it; its samples are not split across "
+                 "processes: shard the inputs instead (leave out --split-samples)")
+
+
 class SequentialFamily(SmoothingFamily):
     """A Monte-Carlo family certified sequentially (``smoothcert certify --sequential``): its
     dataset run keeps every input of the split in one scheduler, so a finished input's slot is
@@ -532,8 +536,7 @@ class SequentialFamily(SmoothingFamily):
             yield [ids[job.position]], res
 
     def with_sample_split(self, split):
-        raise ValueError("a sequential run stops each input when its own votes decide it; its samples are not "
-                         "split across processes: shard the inputs instead (leave out --split-samples)")
+        raise ValueError(SPLIT_REFUSAL)
 
     def shard_state(self) -> Dict[str, Any]:
         o = self.occupancy

@@ -337,12 +337,17 @@ def _record_if(write: bool, config: Dict, family: SmoothingFamily, stage: bool =
     return _side_record(config, family, stage) if write else None
 
 
+def _lines(res, ids, y) -> List[str]:
+    """The TSV lines of a group's result ``res`` for dataset indices ``ids`` (labels ``y``)."""
+    return ["\t".join(str(v) for v in _row(res, k, i, int(y[i]))) + "\n" for k, i in enumerate(ids)]
+
+
 def _write_rows(family, x, y, indices, todo, sink: _Appender, budget, progress, device) -> int:
     bar = progress_bar(total=len(indices), initial=len(indices) - len(todo), desc="certify",
                        unit="input") if progress else None
     written = 0
     for ids, res in family.certify_stream(lambda ids: _inputs(x, ids, device), todo, budget):
-        sink.write(["\t".join(str(v) for v in _row(res, k, i, int(y[i]))) + "\n" for k, i in enumerate(ids)])
+        sink.write(_lines(res, ids, y))
         written += len(ids)
         if bar is not None:
             note = family.progress_note()

@@ -341,9 +341,8 @@ def _certify_part(family, inputs, y, ids, budget, ordered):
     per-group values of ``certify_unordered`` (``[(ids of a group, value)]``, in order)."""
     if ordered:
         group = family.group_size(budget)
-        return [(ids[g0:g0 + group], family.certify_unordered(inputs(ids[g0:g0 + group]),
-                                                              torch.tensor(ids[g0:g0 + group]), budget))
-                for g0 in range(0, len(ids), group)]
+        parts = [ids[g0:g0 + group] for g0 in range(0, len(ids), group)]
+        return [(part, family.certify_unordered(inputs(part), torch.tensor(part), budget)) for part in parts]
     lines = {}
     for part, res in family.certify_stream(inputs, ids, budget):
         lines.update(_lines(res, part, y))
@@ -359,4 +358,4 @@ def _resolve(family, inputs, y, groups) -> Dict[int, str]:
 
 
 def _lines(res, ids, y) -> Dict[int, str]:
-    return {i: "\t".join(str(v) for v in ds._row(res, k, i, int(y[i]))) + "\n" for k, i in enumerate(ids)}
+    return dict(zip(ids, ds._lines(res, ids, y)))
